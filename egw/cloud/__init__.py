@@ -1,0 +1,1 @@
+"""Azure side effects; only ``egw.cloud`` imports the Azure SDK."""

@@ -1,0 +1,1 @@
+"""Pod side: the chained CNI plugin and its node-local cni-manager."""

@@ -1,0 +1,1 @@
+"""Cluster controller: StaticGatewayConfiguration → GatewayLB/VMConfiguration → Azure."""

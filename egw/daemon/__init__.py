@@ -1,0 +1,1 @@
+"""Gateway-node daemon: gateway network namespaces, WireGuard peers, GatewayStatus, LB health probe."""

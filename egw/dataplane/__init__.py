@@ -1,0 +1,1 @@
+"""Node side effects (netns, rtnetlink, WireGuard, iptables, sysctl), one module per kernel subsystem."""

@@ -1,0 +1,1 @@
+"""API-server side effects; only ``egw.k8s.client`` imports the Kubernetes client library."""

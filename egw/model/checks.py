@@ -1,0 +1,164 @@
+"""Field checks that exist twice by construction: as Python validation and as OpenAPI/CEL schema.
+
+A :class:`Check` carries the schema fragment the CRD generator writes and the Python predicate the
+model runs, side by side, so the API server and our own parsers accept the same values.
+CEL rules use the Kubernetes IP/CIDR libraries (``isIP``, ``isCIDR``, ``cidr()``), available since
+Kubernetes 1.31; every string carries a ``maxLength`` so CEL cost estimation stays bounded.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from egw.model import keys
+
+# Longest textual IPv6 address (39) plus "/128".
+MAX_IP_LEN = 39
+MAX_CIDR_LEN = 43
+
+
+@dataclass(frozen=True)
+class Check:
+    """``reason(value)`` returns None when the value is fine, else why not (no value echo)."""
+
+    schema: dict[str, Any]
+    reason: Callable[[Any], str | None]
+    secret: bool = False
+
+
+def _string_schema(max_length: int, **more: Any) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length, **more}
+
+
+def _cel(rule: str, message: str) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if "%" in text:  # zones are not addresses on the wire
+        return None
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    if "/" not in text or "%" in text:
+        return None
+    addr, _, plen = text.partition("/")
+    if not plen.isdigit() or (len(plen) > 1 and plen.startswith("0")):
+        return None
+    if _parse_ip(addr) is None:
+        return None
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def reason_ip(value: Any) -> str | None:
+    if not isinstance(value, str) or _parse_ip(value) is None:
+        return "must be an IPv4 or IPv6 address"
+    return None
+
+
+def reason_ipv4(value: Any) -> str | None:
+    if not isinstance(value, str) or not isinstance(_parse_ip(value), ipaddress.IPv4Address):
+        return "must be an IPv4 address"
+    return None
+
+
+def reason_cidr(value: Any) -> str | None:
+    if not isinstance(value, str) or _parse_cidr(value) is None:
+        return "must be a CIDR such as 10.0.0.0/8 or fd00::/64"
+    return None
+
+
+def reason_host_prefix(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a single-host CIDR (/32 or /128)"
+    net = _parse_cidr(value)
+    if net is None or net.prefixlen != net.max_prefixlen:
+        return "must be a single-host CIDR (/32 or /128)"
+    return None
+
+
+def reason_ip_list(value: Any) -> str | None:
+    """Comma-separated IPs, as egressIpPrefix holds for private egress."""
+    if not isinstance(value, str):
+        return "must be a string"
+    for part in value.split(","):
+        if reason_ip(part) is not None:
+            return "must be a CIDR or a comma-separated list of IP addresses"
+    return None
+
+
+def reason_egress_prefix(value: Any) -> str | None:
+    if reason_cidr(value) is None or reason_ip_list(value) is None:
+        return None
+    return "must be a CIDR (public IP prefix) or a comma-separated list of private IP addresses"
+
+
+def reason_public_key(value: Any) -> str | None:
+    if not keys.is_key(value):
+        return "must be a WireGuard key: 44 characters of standard base64 encoding 32 bytes"
+    return None
+
+
+def int_range(lo: int, hi: int) -> Check:
+    def reason(value: Any) -> str | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return "must be an integer"
+        if not lo <= value <= hi:
+            return f"must be between {lo} and {hi}"
+        return None
+
+    return Check({"type": "integer", "format": "int32", "minimum": lo, "maximum": hi}, reason)
+
+
+def enum(*values: str) -> Check:
+    def reason(value: Any) -> str | None:
+        if value not in values:
+            return "must be one of " + ", ".join(repr(v) for v in values)
+        return None
+
+    return Check(_string_schema(max(len(v) for v in values), enum=list(values)), reason)
+
+
+def non_empty(max_length: int) -> Check:
+    def reason(value: Any) -> str | None:
+        if not isinstance(value, str) or not value:
+            return "must be a non-empty string"
+        if len(value) > max_length:
+            return f"must be at most {max_length} characters"
+        return None
+
+    return Check(_string_schema(max_length, minLength=1), reason)
+
+
+IP = Check(_string_schema(MAX_IP_LEN, **_cel("isIP(self)", "must be an IPv4 or IPv6 address")), reason_ip)
+IPV4 = Check(_string_schema(15, format="ipv4"), reason_ipv4)
+CIDR = Check(
+    _string_schema(MAX_CIDR_LEN, **_cel("isCIDR(self)", "must be a CIDR such as 10.0.0.0/8 or fd00::/64")),
+    reason_cidr,
+)
+HOST_PREFIX = Check(
+    _string_schema(
+        MAX_CIDR_LEN,
+        **_cel(
+            "isCIDR(self) && cidr(self).prefixLength() == (cidr(self).ip().family() == 4 ? 32 : 128)",
+            "must be a single-host CIDR (/32 or /128)",
+        ),
+    ),
+    reason_host_prefix,
+)
+PUBLIC_KEY = Check(
+    _string_schema(44, minLength=44, pattern=keys.KEY_PATTERN),
+    reason_public_key,
+)
+PORT = int_range(1, 65535)
+EGRESS_PREFIX = Check(_string_schema(4096), reason_egress_prefix)

@@ -1,0 +1,1 @@
+"""Pure desired-state builders: model objects in, model objects out. Never imports an adapter."""
