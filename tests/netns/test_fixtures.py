@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,21 @@ def test_moved_device_keeps_its_socket_in_the_birth_namespace(
     assert state.listen_port == 51820 and peer_pub in state.peers
     assert state.peers[peer_pub].allowed_ips == ["0.0.0.0/0"]
     assert dev.uapi_path.endswith(f"/{dev.sock_name}.sock")
+
+
+def test_spawned_processes_live_in_their_namespace_and_stop_at_cleanup() -> None:
+    factory = NetnsFactory()
+    try:
+        ns = factory("spawn")
+        proc = factory.spawn(ns, "sleep", "600")
+        deadline = time.monotonic() + 10
+        # `ip netns exec` switches namespaces and then execs sleep under the same PID.
+        while Path(f"/proc/{proc.pid}/comm").read_text().strip() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.stat(f"/proc/{proc.pid}/ns/net").st_ino == os.stat(ns.path).st_ino
+        environ = Path(f"/proc/{proc.pid}/environ").read_bytes().split(b"\0")
+        assert f"{OWNER_ENV}={os.getpid()}".encode() in environ
+    finally:
+        factory.cleanup()
+    assert proc.returncode is not None and _gone(proc.pid)
+    assert not ns.exists()
