@@ -1,0 +1,1 @@
+"""Kernel-tier VM runner (see runner.py)."""
