@@ -40,11 +40,22 @@ mount -t tmpfs -o mode=0755 run $r/run || fail "mount run"
 mkdir -p "$r/lib/modules/$kver" $r/run/egw-vm
 mount -t 9p -o "$opts,ro" modules "$r/lib/modules/$kver" || fail "mount modules"
 mount -t 9p -o "$opts" results $r/run/egw-vm || fail "mount results"
+# The kernel's module auto-loading (request_module) runs /sbin/modprobe relative to the
+# initramfs root, not our chroot: hand it on to the real modprobe inside the new root.
+mkdir -p /sbin
+printf '#!/bin/sh\nexec /bin/chroot /newroot /sbin/modprobe "$@"\n' > /sbin/modprobe
+chmod 755 /sbin/modprobe
 ip link set lo up
 hostname egw-vm
 
 echo "EGW-VM-START $(cut -d" " -f1 /proc/uptime)"
-chroot $r /bin/sh /run/egw-vm/cmd.sh < /dev/console > /dev/console 2>&1
+# egw_timeout=N on the kernel command line (the kernel hands unknown name=value pairs to init as
+# environment) bounds the command even when nobody on the host is left to kill QEMU.
+if [ "${egw_timeout:-0}" -gt 0 ]; then
+    timeout -s KILL "$egw_timeout" chroot $r /bin/sh /run/egw-vm/cmd.sh < /dev/console > /dev/console 2>&1
+else
+    chroot $r /bin/sh /run/egw-vm/cmd.sh < /dev/console > /dev/console 2>&1
+fi
 rc=$?
 echo "$rc" > $r/run/egw-vm/rc
 sync
