@@ -332,7 +332,9 @@ def wg_set(
     """Apply ``ops`` (peer, op flags) in order; returns the per-peer results (0 or -errno)."""
     cdev = _fill_device(dev)
     peers, aips = fill_peers(ops)
-    opts = ffi.new("struct egw_wg_opts *", {"max_nest": max_nest, "removal_budget": removal_budget, "max_send": max_send})
+    opts = ffi.new(
+        "struct egw_wg_opts *", {"max_nest": max_nest, "removal_budget": removal_budget, "max_send": max_send}
+    )
     cstats = _new_stats()
     results = ffi.new("int32_t[]", max(len(ops), 1))
     err = _new_err()
@@ -358,8 +360,14 @@ def uapi_set(path: str, dev: DeviceSpec, ops: Sequence[tuple[net.WgPeer, int]], 
 
 
 def wg_build(
-    family: int, seq: int, dev: DeviceSpec, ops: Sequence[tuple[net.WgPeer, int]], *, max_nest: int = 0,
-    removal_budget: int = 0, cap: int = 1 << 20,
+    family: int,
+    seq: int,
+    dev: DeviceSpec,
+    ops: Sequence[tuple[net.WgPeer, int]],
+    *,
+    max_nest: int = 0,
+    removal_budget: int = 0,
+    cap: int = 1 << 20,
 ) -> tuple[bytes, int]:
     """The SET messages egw_wg_set would send (pure; for golden tests). Returns (bytes, message count)."""
     cdev = _fill_device(dev)
@@ -373,7 +381,7 @@ def wg_build(
 
 def wg_parse(data: bytes, cap: int = 4096) -> DeviceState:
     """Decode captured GET_DEVICE replies (pure; for golden tests and fuzzing)."""
-    return _read_with_growth("egw_wg_parse", lambda *a: lib.egw_wg_parse(data, len(data), *a), "", cap)
+    return _read_with_growth("egw_wg_parse", lambda *a: lib.egw_wg_parse(data, len(data), *a[:5]), "", cap)
 
 
 def uapi_build(dev: DeviceSpec, ops: Sequence[tuple[net.WgPeer, int]], cap: int = 1 << 20) -> str:
@@ -387,7 +395,7 @@ def uapi_build(dev: DeviceSpec, ops: Sequence[tuple[net.WgPeer, int]], cap: int 
 
 def uapi_parse(text: str, cap: int = 4096) -> DeviceState:
     data = text.encode()
-    return _read_with_growth("egw_uapi_parse", lambda *a: lib.egw_uapi_parse(data, len(data), *a), "", cap)
+    return _read_with_growth("egw_uapi_parse", lambda *a: lib.egw_uapi_parse(data, len(data), *a[:5]), "", cap)
 
 
 # ---- rtnetlink ------------------------------------------------------------------------------------

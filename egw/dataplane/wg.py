@@ -162,8 +162,13 @@ class WireGuard:
         dev = device or _native.DeviceSpec(name=self.ifname)
         if self.backend == "kernel":
             return _native.wg_set(
-                self._fd, self._family, dev, ops, self.stats,
-                removal_budget=self.removal_budget, max_nest=self.max_nest,
+                self._fd,
+                self._family,
+                dev,
+                ops,
+                self.stats,
+                removal_budget=self.removal_budget,
+                max_nest=self.max_nest,
             )
         _native.uapi_set(self.uapi_path, dev, ops, self.stats)
         return [0] * len(ops)

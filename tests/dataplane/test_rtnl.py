@@ -30,8 +30,7 @@ def ns(netns):
 def routes(n: int, table: int = 254) -> list[net.Route]:
     base = int(ipaddress.IPv4Address("10.244.0.0"))
     return [
-        net.Route(ipaddress.IPv4Network((base + i, 32)), dev="d0", scope=net.SCOPE_LINK, table=table)
-        for i in range(n)
+        net.Route(ipaddress.IPv4Network((base + i, 32)), dev="d0", scope=net.SCOPE_LINK, table=table) for i in range(n)
     ]
 
 
@@ -80,9 +79,15 @@ def test_error_attribution_mid_batch(ns) -> None:
         good = [rt._route_op(r, _native.OP_REPLACE) for r in routes(5)]
         # a gateway that is not on any connected network: the kernel refuses this one op only
         bad = _native.RtOp(
-            kind=_native.RT_ROUTE, op=_native.OP_ADD, family=_native.AF_INET,
-            dst=ipaddress.ip_address("203.0.113.0").packed, dst_len=24,
-            gateway=ipaddress.ip_address("100.64.0.1").packed, oif=idx, table=254, protocol=net.RTPROT_EGW,
+            kind=_native.RT_ROUTE,
+            op=_native.OP_ADD,
+            family=_native.AF_INET,
+            dst=ipaddress.ip_address("203.0.113.0").packed,
+            dst_len=24,
+            gateway=ipaddress.ip_address("100.64.0.1").packed,
+            oif=idx,
+            table=254,
+            protocol=net.RTPROT_EGW,
         )
         results = rt.apply([*good[:2], bad, *good[2:]])
         assert results[2] == -errno.ENETUNREACH
@@ -125,9 +130,9 @@ def test_addresses_and_link_created_in_target_namespace(netns_factory) -> None:
 def test_bad_input_raises_before_writing(ns) -> None:
     from egw.model.errors import ValidationError
 
-    with pytest.raises(ValidationError, match="route.dst"):
+    with pytest.raises(ValidationError, match=r"route\.dst"):
         net.Route("10.0.0.0/33", dev="d0")
-    with pytest.raises(ValidationError, match="route.dev"):
+    with pytest.raises(ValidationError, match=r"route\.dev"):
         net.Route("10.0.0.0/32", dev="x" * 16)
     with Rtnl(ns.name) as rt, pytest.raises(_native.NativeError, match="no such interface"):
         rt.sync_routes([net.Route(ipaddress.ip_network("10.0.0.1/32"), dev="nope0")])
