@@ -383,7 +383,21 @@ class GatewayStatusSpec:
         "readyGatewayNamespaces", "Gateway namespaces fully provisioned on this node.", default=(), max_items=1000
     )
     ready_peer_configurations: tuple[PeerConfiguration, ...] = api_field(
-        "readyPeerConfigurations", "Pod peers in place on this node.", default=()
+        "readyPeerConfigurations",
+        "Pod peers in place on this node (this shard's part when peerShardCount > 1).",
+        default=(),
+        max_items=20000,
+    )
+    peer_shard_index: int | None = api_field(
+        "peerShardIndex",
+        "Which peer shard this object holds: 0 is the object named after the node, i > 0 is <node>.peers-<i>.",
+        check=checks.int_range(0, 4095),
+    )
+    peer_shard_count: int | None = api_field(
+        "peerShardCount",
+        "Number of objects the ready peers are split over, so each stays small. PodEndpoint <ns>/<name> is "
+        "listed in shard crc32(\"<ns>/<name>\") mod peerShardCount.",
+        check=checks.int_range(1, 4096),
     )
 
 
@@ -393,6 +407,9 @@ class GatewayStatusStatus:
 
     ready_gateways: int | None = api_field("readyGateways", "Number of ready gateway namespaces.")
     ready_peers: int | None = api_field("readyPeers", "Number of ready pod peers.")
+    omitted_peers: int | None = api_field(
+        "omittedPeers", "Ready peers left out of the lists because the size bound was reached (normally 0)."
+    )
 
 
 # --------------------------------------------------------------------------------------- PodEndpoint
