@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from egw import __version__
+from egw.daemon import main as daemon_main
 from egw.model import crdgen
 
 DEFAULT_CRD_DIR = Path("charts/kube-egress-gateway/crds")
@@ -57,6 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_CRD_DIR, help="output directory (default: %(default)s)")
     p.add_argument("--check", action="store_true", help="exit 1 if the files differ from the model")
     p.set_defaults(func=cmd_crds)
+    p = sub.add_parser(
+        "daemon",
+        help="gateway-node daemon: gateway namespaces, WireGuard peers, GatewayStatus, LB probe",
+        description="Gateway-node daemon: builds one network namespace per StaticGatewayConfiguration served by "
+        "this node (wg0, host0, routes, MASQUERADE), adds a WireGuard peer per PodEndpoint, publishes "
+        "GatewayStatus and answers the ILB health probe on /gw/<SGC uid>.",
+    )
+    daemon_main.add_arguments(p)
+    p.set_defaults(func=daemon_main.run)
     return parser
 
 

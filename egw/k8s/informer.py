@@ -74,6 +74,7 @@ class Informer:
         read_timeout: float = 90.0,
         backoff: Backoff | None = None,
         name: str | None = None,
+        transform: Callable[[JSON], JSON] | None = None,
     ) -> None:
         self.client = client
         self.rt = rt
@@ -85,6 +86,7 @@ class Informer:
         self.read_timeout = read_timeout
         self.backoff = backoff or Backoff()
         self.name = name or rt.plural
+        self.transform = transform  # applied before caching (e.g. keep two fields of a Pod)
         self._handlers: list[Handler] = [handler] if handler else []
         self._store: dict[str, JSON] = {}
         self._lock = threading.RLock()
@@ -180,7 +182,8 @@ class Informer:
             self.rt, self.namespace, label_selector=self.label_selector, field_selector=self.field_selector
         )
         self.lists += 1
-        fresh = {object_key(o): o for o in result.items}
+        items = [self.transform(o) for o in result.items] if self.transform else result.items
+        fresh = {object_key(o): o for o in items}
         with self._lock:
             old = self._store
             self._store = fresh
@@ -219,6 +222,8 @@ class Informer:
                     if rv:
                         self.resource_version = rv
                     continue
+                if self.transform is not None and etype != DELETED:
+                    obj = self.transform(obj)
                 key = object_key(obj)
                 with self._lock:
                     prev = self._store.get(key)

@@ -5,7 +5,8 @@ Invariants:
 * A key is queued at most once (adds while queued are merged: dedupe).
 * A key is never handed to two workers at once: adds while a worker holds it mark it dirty and it is
   queued again when the worker calls :meth:`done`.
-* ``add_after`` delays an add; ``add_rate_limited`` delays by a per-key exponential backoff
+* ``add_after`` delays an add; delayed adds of one key coalesce to the earliest due time (so a burst of
+  events becomes one reconcile after a short window); ``add_rate_limited`` delays by a per-key exponential backoff
   (``base * 2**failures``, capped at ``max_delay``) until :meth:`forget` resets it after a success.
 * :meth:`get` returns ``None`` once :meth:`shutdown` was called and the queue drained (or immediately
   with ``drain=False``).
@@ -42,6 +43,7 @@ class WorkQueue(Generic[K]):
         self._processing: set[K] = set()
         self._dirty: set[K] = set()
         self._waiting: list[tuple[float, int, K]] = []  # heap of (due, seq, key)
+        self._due: dict[K, float] = {}  # earliest due time of each delayed key (coalescing)
         self._seq = itertools.count()
         self._failures: dict[K, int] = {}
         self._shutdown = False
@@ -78,7 +80,12 @@ class WorkQueue(Generic[K]):
         with self._cond:
             if self._shutdown:
                 return
-            heapq.heappush(self._waiting, (time.monotonic() + delay, next(self._seq), key))
+            due = time.monotonic() + delay
+            if key in self._queued or self._due.get(key, float("inf")) <= due:
+                self.merged += 1  # already coming at least as soon: coalesce
+                return
+            self._due[key] = due
+            heapq.heappush(self._waiting, (due, next(self._seq), key))
             self._cond.notify()
 
     def add_rate_limited(self, key: K) -> float:
@@ -135,7 +142,10 @@ class WorkQueue(Generic[K]):
     def _promote_due_locked(self) -> None:
         now = time.monotonic()
         while self._waiting and self._waiting[0][0] <= now:
-            _, _, key = heapq.heappop(self._waiting)
+            due, _, key = heapq.heappop(self._waiting)
+            if self._due.get(key) != due:
+                continue  # superseded by an earlier add_after of the same key
+            del self._due[key]
             self._add_locked(key)
 
     # ---------------------------------------------------------------------------------- lifecycle
@@ -144,6 +154,7 @@ class WorkQueue(Generic[K]):
         with self._cond:
             self._shutdown = True
             self._waiting.clear()
+            self._due.clear()
             self._cond.notify_all()
 
     @property

@@ -53,8 +53,14 @@ def node(name: str = "gw-node-0", ip: str = "10.243.0.4") -> dict[str, Any]:
     }
 
 
-def pe(name: str, ip: str, pubkey: str | None = None, sgc_name: str = "gw001", ts: str = "2026-01-01T00:00:00Z",
-       ns: str = "default") -> dict[str, Any]:
+def pe(
+    name: str,
+    ip: str,
+    pubkey: str | None = None,
+    sgc_name: str = "gw001",
+    ts: str = "2026-01-01T00:00:00Z",
+    ns: str = "default",
+) -> dict[str, Any]:
     return {
         "apiVersion": "egressgateway.kubernetes.azure.com/v1alpha1",
         "kind": "PodEndpoint",

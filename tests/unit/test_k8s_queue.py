@@ -99,3 +99,13 @@ def test_workers_never_process_one_key_concurrently() -> None:
         t.join(5)
     assert overlap == []
     assert set(processed) == set(range(7))
+
+
+def test_delayed_adds_of_one_key_coalesce_to_the_earliest() -> None:
+    q: WorkQueue[str] = WorkQueue()
+    q.add_after("k", 0.3)
+    for _ in range(50):
+        q.add_after("k", 0.05)
+    assert q.get(timeout=1) == "k"
+    q.done("k")
+    assert q.get(timeout=0.5) is None  # one reconcile for the whole burst

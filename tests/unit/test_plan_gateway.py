@@ -53,10 +53,10 @@ def test_not_ready_and_bad_status_are_errors_naming_the_field() -> None:
     del sgc["status"]["egressIpPrefix"]
     with pytest.raises(ValidationError, match="not ready"):
         _plan(sgc)
-    with pytest.raises(ValidationError, match="secondaryIP.*10.243.0.4"):
+    with pytest.raises(ValidationError, match=r"secondaryIP.*10\.243\.0\.4"):
         _plan(vmc=s.vmc(secondary="10.243.0.4"))
     sgc = s.sgc(uid="NOT-A-UUID")
-    with pytest.raises(ValidationError, match='metadata.uid: invalid value "NOT-A-UUID"'):
+    with pytest.raises(ValidationError, match=r'metadata\.uid: invalid value "NOT-A-UUID"'):
         _plan(sgc)
 
 
@@ -116,7 +116,7 @@ def test_node_exemption_document_diffs_only_our_rule() -> None:
     assert len(rules) == 3
     doc = iptables.node_exemption_document(rules, NETNS, want)
     assert doc == (
-        "*nat\n-D POSTROUTING -s 10.243.0.8/32 -m comment --comment \"no SNAT for traffic from netns "
+        '*nat\n-D POSTROUTING -s 10.243.0.8/32 -m comment --comment "no SNAT for traffic from netns '
         f'{NETNS}" -j RETURN\n-I POSTROUTING 1 {want}\nCOMMIT\n'
     )
     converged = [want, *rules[:1], rules[2]]

@@ -20,7 +20,10 @@ def test_valid_endpoints_become_sorted_peers_and_routes() -> None:
         ("default/a", k1, "10.244.0.20/32"),
         ("default/b", k2, "10.244.0.21/32"),
     ]
-    assert plan.routes == ((ipaddress.ip_network("10.244.0.20/32"), "wg0"), (ipaddress.ip_network("10.244.0.21/32"), "wg0"))
+    assert plan.routes == (
+        (ipaddress.ip_network("10.244.0.20/32"), "wg0"),
+        (ipaddress.ip_network("10.244.0.21/32"), "wg0"),
+    )
     assert plan.rejected == ()
 
 
@@ -54,12 +57,20 @@ def test_pod_ip_must_match_a_known_pod() -> None:
         "default/b": {"status": {"podIPs": [{"ip": "10.244.0.99"}]}},
         "default/c": {"status": {}},  # IP not reported yet: accepted
     }
-    eps = [s.pe("a", "10.244.0.20/32"), s.pe("b", "10.244.0.21/32"), s.pe("c", "10.244.0.22/32"), s.pe("d", "10.244.0.23/32")]
+    eps = [
+        s.pe("a", "10.244.0.20/32"),
+        s.pe("b", "10.244.0.21/32"),
+        s.pe("c", "10.244.0.22/32"),
+        s.pe("d", "10.244.0.23/32"),
+    ]
     plan = peers.plan_peers(NETNS, eps, pods.get)
     assert [p.pod_endpoint for p in plan.peers] == ["default/a", "default/c", "default/d"]
     (rej,) = plan.rejected
     assert rej.pod_endpoint == "default/b"
-    assert 'spec.podIpAddress: invalid value "10.244.0.21/32": does not match the IPs of Pod default/b (10.244.0.99)' in rej.message
+    assert (
+        'spec.podIpAddress: invalid value "10.244.0.21/32": does not match the IPs of Pod default/b (10.244.0.99)'
+        in rej.message
+    )
 
 
 def test_endpoints_for_selects_by_namespace_and_name() -> None:

@@ -29,7 +29,9 @@ def test_small_node_looks_like_the_seed() -> None:
     assert len(obj.spec["readyPeerConfigurations"]) == 3
     assert "peerShardCount" not in obj.spec
     assert obj.status == {"readyGateways": 1, "readyPeers": 3}
-    assert obj.body["metadata"]["ownerReferences"] == [{"apiVersion": "v1", "kind": "Node", "name": "gw-node-0", "uid": s.NODE_UID}]
+    assert obj.body["metadata"]["ownerReferences"] == [
+        {"apiVersion": "v1", "kind": "Node", "name": "gw-node-0", "uid": s.NODE_UID}
+    ]
     # the body parses as our CRD model
     crds.GatewayStatus.from_dict(obj.body)
 
