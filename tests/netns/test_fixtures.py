@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -154,3 +155,31 @@ def test_spawned_processes_live_in_their_namespace_and_stop_at_cleanup() -> None
         factory.cleanup()
     assert proc.returncode is not None and _gone(proc.pid)
     assert not ns.exists()
+
+
+def test_a_failing_test_still_leaves_nothing_behind(tmp_path: Path) -> None:
+    """Run a failing test in a child pytest and check that its namespaces and wireguard-go are gone."""
+    record = tmp_path / "record"
+    (tmp_path / "test_inner.py").write_text(
+        "import pathlib\n"
+        "def test_fails(netns_factory, wg_factory):\n"
+        "    ns = netns_factory('inner')\n"
+        "    dev = wg_factory(ns)\n"
+        f"    pathlib.Path({str(record)!r}).write_text(f'{{ns.name}} {{dev.pid}}')\n"
+        "    assert False, 'deliberate failure'\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    plugins = ["-p", "tests.fixtures.netns", "-p", "tests.fixtures.wggo"]
+    config = ["-c", str(repo / "pyproject.toml"), "--rootdir", str(tmp_path)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", *plugins, *config, str(tmp_path / "test_inner.py")],
+        cwd=repo,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1 and "deliberate failure" in proc.stdout, proc.stdout + proc.stderr
+    name, pid = record.read_text().split()
+    assert not (NETNS_DIR / name).exists()
+    assert _gone(int(pid))
