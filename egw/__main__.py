@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from egw import __version__
+from egw.cni import manager as cni_manager
 from egw.daemon import main as daemon_main
 from egw.model import crdgen
 
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daemon_main.add_arguments(p)
     p.set_defaults(func=daemon_main.run)
+    p = sub.add_parser("cni-manager", help="per-node service behind the kube-egress-gateway-cni plugin")
+    cni_manager.add_arguments(p)
+    p.set_defaults(func=cni_manager.run)
     return parser
 
 

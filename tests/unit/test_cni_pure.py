@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from egw.cni import conf, skel
+from egw.cni import conf, conflist, skel
 from egw.cni.conf import CniError
 from egw.model import cniproto, crds
 from egw.plan import pod
@@ -379,3 +379,79 @@ def test_check_plan_reports_drift() -> None:
 
 def test_ipv6_endpoint_text() -> None:
     assert pod.Gateway(ipaddress.ip_address("fd00::6"), 6000, KEY).endpoint_text == "[fd00::6]:6000"
+
+
+# ---------------------------------------------------------------------------------------- conflist
+
+
+def _src(name: str, doc: Any) -> conflist.Source:
+    return conflist.Source(name, json.dumps(doc))
+
+
+def test_conflist_inserts_after_primary_and_keeps_unknown_keys() -> None:
+    main = {
+        "cniVersion": "1.0.0",
+        "name": "azure",
+        "x-extra": {"k": 1},
+        "plugins": [
+            {"type": "azure-vnet", "mode": "transparent"},
+            {"type": "portmap"},
+            {"type": "kube-egress-gateway-cni", "old": True},
+        ],
+    }
+    out = json.loads(conflist.render(_src("10-azure.conflist", main), ["10.244.0.0/16"], "/run/x.sock"))
+    assert [p["type"] for p in out["plugins"]] == ["azure-vnet", "kube-egress-gateway-cni", "portmap"]
+    assert out["plugins"][1] == {
+        "type": "kube-egress-gateway-cni",
+        "excludedCIDRs": ["10.244.0.0/16"],
+        "socketPath": "/run/x.sock",
+    }
+    assert out["x-extra"] == {"k": 1} and out["name"] == "azure" and out["plugins"][0]["mode"] == "transparent"
+
+
+def test_conflist_from_single_conf() -> None:
+    out = json.loads(
+        conflist.render(
+            _src(
+                "10-bridge.conf",
+                {"cniVersion": "0.4.0", "name": "br", "type": "bridge", "ipam": {"type": "host-local"}},
+            ),
+            [],
+            "/s",
+        )
+    )
+    assert out["name"] == "br" and out["cniVersion"] == "0.4.0"
+    assert out["plugins"][0] == {"type": "bridge", "ipam": {"type": "host-local"}}
+
+
+@pytest.mark.parametrize(
+    ("name", "doc", "match"),
+    [
+        ("a.conflist", [], "object"),
+        ("a.conflist", {"plugins": []}, "non-empty"),
+        ("a.conflist", {"plugins": [{"x": 1}]}, "type"),
+        ("a.conf", {"type": "bridge"}, "name"),
+        ("a.conflist", {"plugins": [{"type": "kube-egress-gateway-cni"}]}, "no plugin other"),
+    ],
+)
+def test_conflist_rejects_unusable_main_configs(name: str, doc: Any, match: str) -> None:
+    with pytest.raises(conflist.ConfError, match=match):
+        conflist.render(_src(name, doc), [], "/s")
+
+
+def test_conflist_sync_is_level_triggered(tmp_path: Any) -> None:
+    assert conflist.sync(tmp_path, [], "/s") == "waiting"
+    (tmp_path / "10-a.conflist").write_text(json.dumps({"name": "a", "plugins": [{"type": "ptp"}]}))
+    (tmp_path / "20-b.conflist").write_text(json.dumps({"name": "b", "plugins": [{"type": "bridge"}]}))
+    assert conflist.sync(tmp_path, [], "/s") == "written"
+    ours = tmp_path / cniproto.CONFLIST_NAME
+    assert json.loads(ours.read_text())["name"] == "a" and oct(ours.stat().st_mode & 0o777) == "0o644"
+    assert conflist.sync(tmp_path, [], "/s") == "unchanged"
+    ours.unlink()
+    assert conflist.sync(tmp_path, [], "/s") == "written"  # deletion is repaired
+    (tmp_path / "10-a.conflist").unlink()
+    assert conflist.sync(tmp_path, [], "/s") == "written" and json.loads(ours.read_text())["name"] == "b"
+    (tmp_path / "20-b.conflist").write_text("{broken")
+    assert conflist.sync(tmp_path, [], "/s") == "error"
+    (tmp_path / "20-b.conflist").unlink()
+    assert conflist.sync(tmp_path, [], "/s") == "removed" and not ours.exists()
