@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
             conflist.sync(args.cni_conf_dir, excluded, str(args.socket), args.cni_conf_file)
         except OSError as exc:
             log.error("conflist sync failed: %s", exc)
-        if time.monotonic() >= next_sweep and cluster.pods.has_synced():
+        if time.monotonic() >= next_sweep and cluster.pods.has_synced:
             try:
                 cluster.sweep()
             except Exception as exc:

@@ -287,4 +287,5 @@ def _device_names() -> Iterable[str]:
         entries = os.listdir(podnet.UAPI_DIR)
     except FileNotFoundError:
         return []
-    return [e[:-5] for e in entries if e.startswith("egw") and e.endswith(".sock") and len(e) == 20]
+    prefix = podnet.POD_DEVICE_PREFIX
+    return [e[:-5] for e in entries if e.startswith(prefix) and e.endswith(".sock") and len(e) == 20]

@@ -46,6 +46,7 @@ log = logging.getLogger("egw.cni.podnet")
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
 UAPI_DIR = "/var/run/wireguard"
+POD_DEVICE_PREFIX = "egwp"
 RT_SCOPES = {"universe": 0, "link": 253}
 RT_PROTOS = {"boot": 3, "static": 4, "kernel": 2}
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -61,8 +62,10 @@ class NetnsGone(PodNetError):
 
 
 def temp_link_name(container_id: str) -> str:
-    """``egw`` + 12 hex of SHA-256(container ID): unique per sandbox, ≤ 15 chars, deterministic for DEL."""
-    return "egw" + hashlib.sha256(container_id.encode()).hexdigest()[:12]
+    """``egwp`` + 11 hex of SHA-256(container ID): unique per sandbox, 15 chars, deterministic for DEL.
+
+    The ``p`` keeps pod devices apart from the gateway daemon's ``egw<hex>`` birth names on the same node."""
+    return POD_DEVICE_PREFIX + hashlib.sha256(container_id.encode()).hexdigest()[:11]
 
 
 def run_in_netns(netns: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
