@@ -41,9 +41,14 @@ def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None
     if "%" in text:  # zones are not addresses on the wire
         return None
     try:
-        return ipaddress.ip_address(text)
+        addr = ipaddress.ip_address(text)
     except ValueError:
         return None
+    # Kubernetes' CEL isIP/isCIDR/cidr() reject IPv4-mapped IPv6 (::ffff:a.b.c.d): so must we, or the
+    # apiserver would refuse objects our parsers accept.
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return None
+    return addr
 
 
 def _parse_cidr(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:

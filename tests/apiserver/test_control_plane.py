@@ -113,7 +113,7 @@ def test_service_account_token_is_subject_to_rbac(control_plane: ControlPlane, k
     # RBAC changes reach the authorizer through an informer: allowed shortly after the binding exists.
     wait_for("the RoleBinding to take effect", lambda: _sa_can_list_sgcs(control_plane, kubeconfig, ns))
     # ...and only for the verb granted.
-    denied = control_plane.kubectl("delete", "sgc", "--all", "-n", ns, kubeconfig=kubeconfig, check=False)
+    denied = control_plane.kubectl("delete", "sgc", "gw001", "-n", ns, kubeconfig=kubeconfig, check=False)
     assert denied.returncode != 0 and "forbidden" in denied.stderr.lower()
 
 

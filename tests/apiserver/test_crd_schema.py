@@ -208,9 +208,10 @@ def test_a_good_sgc_is_stored_with_the_model_defaults(api: Api) -> None:
     assert spec["provisionPublicIps"] is True
     assert spec["defaultRoute"] == crds.DEFAULT_ROUTE_GATEWAY
     # Defaults applied by the apiserver equal the model's own defaults.
-    assert crds.StaticGatewayConfiguration.from_dict(created).spec == crds.StaticGatewayConfiguration.from_dict(
-        sgc(excludeCidrs=["10.0.0.0/8", "fd00::/64"])
-    ).spec
+    assert (
+        crds.StaticGatewayConfiguration.from_dict(created).spec
+        == crds.StaticGatewayConfiguration.from_dict(sgc(excludeCidrs=["10.0.0.0/8", "fd00::/64"])).spec
+    )
     vmss = api.create(sgc("gw002", gatewayNodepoolName=None, gatewayVmssProfile=VMSS, provisionPublicIps=False))
     assert vmss["spec"]["gatewayVmssProfile"] == VMSS
     byo = api.create(sgc("gw003", publicIpPrefixId=PREFIX_ID))
@@ -246,7 +247,8 @@ def assert_agree(api: Api, bodies: list[dict[str, Any]], label: Any) -> None:
     for body, value in zip(bodies, label, strict=True):
         server, model = api.accepts(body), model_accepts(body)
         if server != model:
-            disagreements.append(f"{value!r}: apiserver {'accepts' if server else 'rejects'}, model {model_errors(body)}")
+            verdict = "accepts" if server else "rejects"
+            disagreements.append(f"{value!r}: apiserver {verdict}, model {model_errors(body)}")
     assert not disagreements, "\n".join(disagreements)
 
 
@@ -285,17 +287,28 @@ def columns(header: str) -> list[str]:
     return re.split(r"\s{2,}", header.strip())
 
 
+def table(text: str) -> list[dict[str, str]]:
+    """kubectl's column output as dicts, cut at the header's column starts (empty cells stay empty)."""
+    lines = text.splitlines()
+    names = columns(lines[0])
+    starts: list[int] = []
+    for n in names:  # search left to right: "NAME" also occurs inside "NAMESPACE"
+        starts.append(lines[0].index(n, starts[-1] + 1 if starts else 0))
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    return [{n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for line in lines[1:]]
+
+
 def test_kubectl_get_sgc_prints_the_printer_columns(api: Api) -> None:
     api.create(sgc())
     api.set_status("StaticGatewayConfiguration", "gw001", SEED_STATUS)
-    lines = api.cp.kubectl("get", "sgc", "-n", api.ns).stdout.splitlines()
+    out = api.cp.kubectl("get", "sgc", "-n", api.ns).stdout
     kind = crds.STATIC_GATEWAY_CONFIGURATION
-    assert columns(lines[0]) == ["NAME"] + [c.name.upper() for c in kind.columns if c.priority == 0]
-    row = dict(zip(columns(lines[0]), lines[1].split(), strict=True))
+    assert columns(out.splitlines()[0]) == ["NAME"] + [c.name.upper() for c in kind.columns if c.priority == 0]
+    [row] = table(out)
     assert row == row | {
         "NAME": "gw001",
         "NODEPOOL": "gwpool",
-        "VMSS": "<none>",
+        "VMSS": "",
         "EGRESS-PREFIX": "1.2.3.4/31",
         "ILB-IP": "10.243.0.6",
         "PORT": "6000",
@@ -328,8 +341,12 @@ def test_kubectl_get_egressgateway_lists_every_kind(api: Api) -> None:
     headers = [columns(line) for line in out.splitlines() if line.startswith("NAMESPACE")]
     for kind in (crds.STATIC_GATEWAY_CONFIGURATION, crds.POD_ENDPOINT, crds.GATEWAY_STATUS):
         assert ["NAMESPACE", "NAME"] + [c.name.upper() for c in kind.columns] in headers, headers
-    pe_row = next(line.split() for line in out.splitlines() if f"podendpoint.{crds.GROUP}/pod1" in line)
-    assert pe_row[:4] == [api.ns, f"podendpoint.{crds.GROUP}/pod1", "gw001", "10.244.0.5/32"]
+    # Each kind prints its own table; the PodEndpoint one carries its printer columns' values.
+    sections = re.split(r"\n\s*\n", out.strip())
+    pe_rows = [r for sec in sections for r in table(sec) if r["NAMESPACE"] == api.ns and "podendpoint" in r["NAME"]]
+    assert [{k: v for k, v in r.items() if k != "AGE"} for r in pe_rows] == [
+        {"NAMESPACE": api.ns, "NAME": f"podendpoint.{crds.GROUP}/pod1", "GATEWAY": "gw001", "POD-IP": "10.244.0.5/32"}
+    ]
 
 
 def test_kubectl_explain_shows_the_model_descriptions(control_plane: ControlPlane) -> None:

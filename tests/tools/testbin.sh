@@ -47,7 +47,7 @@ build() {
   tmp=$(mktemp -d "$dir/tmp.$mod.XXXXXX")
   start=$SECONDS
   for t in "${targets[@]}"; do
-    echo ">> testbin: building ${t%%=*} (${t#*=}) — the first Kubernetes build takes many minutes on 2 cores"
+    echo ">> testbin: building ${t%%=*} (${t#*=})"
     (cd "$here/$mod" && go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
   done
   for t in "${targets[@]}"; do mv -f "$tmp/${t%%=*}" "$dir/bin/${t%%=*}"; done
@@ -56,6 +56,7 @@ build() {
   echo ">> testbin: $mod built in $((SECONDS - start)) s"
 }
 
+[ -e "$dir/.done.kube" ] || echo ">> testbin: a cold build takes 10-20 minutes on 2 cores (Go build cache: $(go env GOCACHE))"
 kver=$(modver kube k8s.io/kubernetes)
 kminor=${kver#v1.}; kminor=${kminor%%.*}
 kld=""
