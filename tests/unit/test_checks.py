@@ -61,7 +61,9 @@ def test_bad_cidrs(bad: str) -> None:
     assert checks.reason_cidr(bad) is not None
 
 
-@pytest.mark.parametrize("bad", ["", "10.0.0", "10.0.0.256", "fe80::1%eth0", "1.2.3.4/32", "01.2.3.4", "::ffff:1.2.3.4", None, 5])
+@pytest.mark.parametrize(
+    "bad", ["", "10.0.0", "10.0.0.256", "fe80::1%eth0", "1.2.3.4/32", "01.2.3.4", "::ffff:1.2.3.4", None, 5]
+)
 def test_bad_ips(bad: object) -> None:
     assert checks.reason_ip(bad) is not None
 
