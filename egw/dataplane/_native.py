@@ -329,7 +329,11 @@ def wg_set(
     removal_budget: int = 0,
     max_send: int = 0,
 ) -> list[int]:
-    """Apply ``ops`` (peer, op flags) in order; returns the per-peer results (0 or -errno)."""
+    """Apply ``ops`` (peer, op flags) in order; returns the per-peer results (0 or -errno).
+
+    On failure the raised NativeError carries ``results`` too: 0 for applied peers, -errno for the peer(s)
+    blamed, -ECANCELED for those after the blamed one in the same message.
+    """
     cdev = _fill_device(dev)
     peers, aips = fill_peers(ops)
     opts = ffi.new(
@@ -340,8 +344,14 @@ def wg_set(
     err = _new_err()
     r = lib.egw_wg_set(fd, family, cdev, peers, len(ops), aips, opts, cstats, results, err)
     stats.add(cstats)
-    ensure(r, f"egw_wg_set({dev.name})", err)
-    return list(results[0 : len(ops)])
+    out = list(results[0 : len(ops)])
+    try:
+        ensure(r, f"egw_wg_set({dev.name})", err)
+    except NativeError as exc:
+        # the kernel goes on with the next messages after a failed one: say which peers did not apply
+        exc.results = out  # type: ignore[attr-defined]
+        raise
+    return out
 
 
 def uapi_get(path: str, ifname: str, hint: int = 256) -> DeviceState:
