@@ -78,17 +78,15 @@ def _reason_object_name(value: Any) -> str | None:
 OBJECT_NAME = Check(
     {"type": "string", "minLength": 1, "maxLength": 253, "pattern": DNS_SUBDOMAIN_PATTERN}, _reason_object_name
 )
-NS_NAME_REF = Check(  # "<namespace>/<name>"
-    {"type": "string", "maxLength": 317, "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"},
-    lambda v: None if isinstance(v, str) and v.count("/") == 1 and all(v.split("/")) else "must be <namespace>/<name>",
+NS_NAME_REF = checks.matching(  # "<namespace>/<name>"
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", 317, "must be <namespace>/<name>"
 )
-NETNS_NAME = Check(
-    {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"^[A-Za-z0-9_.-]+$"},
-    lambda v: (
-        None
-        if isinstance(v, str) and 0 < len(v) <= 255 and re.fullmatch(r"[A-Za-z0-9_.-]+", v) and v not in (".", "..")
-        else "must be a network namespace name ([A-Za-z0-9_.-], at most 255 characters)"
-    ),
+# Any name `ip netns` accepts except "." and ".." (path components); a run of three or more dots is a name.
+NETNS_NAME = checks.matching(
+    r"^(\.{0,2}[A-Za-z0-9_-]|\.{3})[A-Za-z0-9_.-]*$",
+    255,
+    "must be a network namespace name ([A-Za-z0-9_.-], not . or .., at most 255 characters)",
+    min_length=1,
 )
 
 
@@ -215,7 +213,7 @@ class GatewayPoolSpec:
         "gatewayNodepoolName",
         "AKS node pool of the gateway nodes; the VMSS is found by its aks-managed-poolName tag. "
         "Exactly one of gatewayNodepoolName and gatewayVmssProfile must be set.",
-        check=Check({"type": "string", "maxLength": 80}, lambda v: None),
+        check=checks.max_length(80),
     )
     gateway_vmss_profile: GatewayVmssProfile | None = api_field(
         "gatewayVmssProfile",
@@ -396,7 +394,7 @@ class GatewayStatusSpec:
     peer_shard_count: int | None = api_field(
         "peerShardCount",
         "Number of objects the ready peers are split over, so each stays small. PodEndpoint <ns>/<name> is "
-        "listed in shard crc32(\"<ns>/<name>\") mod peerShardCount.",
+        'listed in shard crc32("<ns>/<name>") mod peerShardCount.',
         check=checks.int_range(1, 4096),
     )
 

@@ -238,46 +238,106 @@ HOSTS = [
 ]  # fmt: skip
 KEYS = [
     KEY_A, KEY_B, "A" * 43 + "=", "A" * 42 + "B=", "A" * 42 + "w=", KEY_B[:-1], KEY_B + "=",
-    KEY_B.replace("+", "-"), "A" * 44, " " + KEY_B[1:],
+    KEY_B.replace("+", "-"), "A" * 44, " " + KEY_B[1:], KEY_B + "\n",
 ]  # fmt: skip
+EGRESS_PREFIXES = [
+    "1.2.3.4/31", "10.0.1.8,10.0.1.9", "10.0.1.8", "fd00::1,10.0.0.1", "10.0.1.8,", ",10.0.1.8", "10.0.1.8, 10.0.1.9",
+    "1.2.3.4/31,10.0.0.1", "bogus", "", "::ffff:1.2.3.4",
+]  # fmt: skip
+OBJECT_NAMES = ["gw001", "a", "a.b-c", "A", "-a", "a-", "a..b", "a_b", "x" * 253, "x" * 254, ""]
+REFS = ["ns/gw001", "ns/a.b", "Ns/gw", "ns/Gw", "ns", "ns/", "/gw", "ns/gw/x", "ns/gw.", "n_s/gw", "ns/gw\n"]
+NETNS = [
+    "gw-17f83d68-4cab-422d-a3af-ed320a761cee-10_243_0_6", "a", "...", ".a", "..a", "a.", ".", "..", "",
+    "a/b", "a b", "x" * 255, "x" * 256, "ns\n",
+]  # fmt: skip
+PREFIX_IDS = [
+    PREFIX_ID, PREFIX_ID.upper(), PREFIX_ID + "/x", PREFIX_ID.replace("publicIPPrefixes", "publicIPAddresses"),
+    "", "/subscriptions//resourceGroups/rg/providers/Microsoft.Network/publicIPPrefixes/p", PREFIX_ID + "\n",
+]  # fmt: skip
+POOL_NAMES = ["gwpool", "x" * 80, "x" * 81]
+PREFIX_SIZES = [28, 31, 0, -1, 32, "31", True, 30.5]
+PORTS = [1, 6000, 65535, 0, 65536, -1, "6000", True]
 
 
-def assert_agree(api: Api, bodies: list[dict[str, Any]], label: Any) -> None:
-    disagreements = []
-    for body, value in zip(bodies, label, strict=True):
-        server, model = api.accepts(body), model_accepts(body)
-        if server != model:
-            verdict = "accepts" if server else "rejects"
-            disagreements.append(f"{value!r}: apiserver {verdict}, model {model_errors(body)}")
+def gateway_status(**entry: Any) -> dict[str, Any]:
+    ns_entry = {"staticGatewayConfiguration": "ns/gw001", "netnsName": "gw-x-10_243_0_6"}
+    peer = {"podEndpoint": "ns/pod1", "netnsName": "gw-x-10_243_0_6", "publicKey": KEY_B}
+    return {
+        "apiVersion": crds.API_VERSION,
+        "kind": "GatewayStatus",
+        "metadata": {"name": "gwnode-0"},
+        "spec": {
+            "readyGatewayNamespaces": [ns_entry | entry.get("gateway", {})],
+            "readyPeerConfigurations": [peer | entry.get("peer", {})],
+        },
+    }
+
+
+# field -> (object built around one value, the values to try)
+SPEC_CASES: dict[str, tuple[Any, list[Any]]] = {
+    "sgc.excludeCidrs[]": (lambda v: sgc(excludeCidrs=[v]), CIDRS),
+    "sgc.publicIpPrefixId": (lambda v: sgc(publicIpPrefixId=v), PREFIX_IDS),
+    "sgc.gatewayNodepoolName": (lambda v: sgc(gatewayNodepoolName=v), POOL_NAMES),
+    "sgc.gatewayVmssProfile.publicIpPrefixSize": (
+        lambda v: sgc(gatewayNodepoolName=None, gatewayVmssProfile=VMSS | {"publicIpPrefixSize": v}),
+        PREFIX_SIZES,
+    ),
+    "pe.podIpAddress": (lambda v: pod_endpoint(podIpAddress=v), HOSTS),
+    "pe.podPublicKey": (lambda v: pod_endpoint(podPublicKey=v), KEYS),
+    "pe.staticGatewayConfiguration": (lambda v: pod_endpoint(staticGatewayConfiguration=v), OBJECT_NAMES),
+    "gws.gateway.staticGatewayConfiguration": (
+        lambda v: gateway_status(gateway={"staticGatewayConfiguration": v}),
+        REFS,
+    ),
+    "gws.gateway.netnsName": (lambda v: gateway_status(gateway={"netnsName": v}), NETNS),
+    "gws.peer.podEndpoint": (lambda v: gateway_status(peer={"podEndpoint": v}), REFS),
+    "gws.peer.publicKey": (lambda v: gateway_status(peer={"publicKey": v}), KEYS),
+}
+STATUS_CASES: dict[str, tuple[Any, list[Any]]] = {
+    "sgc.status.gatewayServerProfile.ip": (lambda st, v: st["gatewayServerProfile"].update(ip=v), IPS),
+    "sgc.status.gatewayServerProfile.publicKey": (lambda st, v: st["gatewayServerProfile"].update(publicKey=v), KEYS),
+    "sgc.status.gatewayServerProfile.port": (lambda st, v: st["gatewayServerProfile"].update(port=v), PORTS),
+    "sgc.status.egressIpPrefix": (lambda st, v: st.update(egressIpPrefix=v), EGRESS_PREFIXES),
+}
+
+
+def verdict_line(field: str, value: Any, server: bool, body: dict[str, Any]) -> str:
+    return f"{field}={value!r}: apiserver {'accepts' if server else 'rejects'}, model errors {model_errors(body)}"
+
+
+@pytest.mark.parametrize("field", list(SPEC_CASES))
+def test_apiserver_and_model_agree_on_every_value(api: Api, field: str) -> None:
+    build, values = SPEC_CASES[field]
+    bodies = [build(v) for v in values]
+    assert any(model_accepts(b) for b in bodies) and not all(model_accepts(b) for b in bodies), "needs both kinds"
+    disagreements = [
+        verdict_line(field, v, server, b)
+        for v, b in zip(values, bodies, strict=True)
+        if (server := api.accepts(b)) != model_accepts(b)
+    ]
     assert not disagreements, "\n".join(disagreements)
 
 
-def test_exclude_cidr_verdicts_agree(api: Api) -> None:
-    assert_agree(api, [sgc(excludeCidrs=[c]) for c in CIDRS], CIDRS)
-
-
-def test_pod_ip_and_key_verdicts_agree(api: Api) -> None:
-    assert_agree(api, [pod_endpoint(podIpAddress=h) for h in HOSTS], HOSTS)
-    assert_agree(api, [pod_endpoint(podPublicKey=k) for k in KEYS], KEYS)
-
-
-def test_status_ip_and_key_verdicts_agree(api: Api) -> None:
+@pytest.mark.parametrize("field", list(STATUS_CASES))
+def test_status_subresource_and_model_agree_on_every_value(api: Api, field: str) -> None:
+    put, values = STATUS_CASES[field]
     api.create(sgc())
     disagreements = []
-    for field, values in (("ip", IPS), ("publicKey", KEYS)):
-        for value in values:
-            status = copy.deepcopy(SEED_STATUS)
-            status["gatewayServerProfile"][field] = value
-            try:
-                api.set_status("StaticGatewayConfiguration", "gw001", status, dry_run=True)
-                server = True
-            except ApiException as exc:
-                api.causes(exc)
-                server = False
-            model = model_accepts(sgc(status=status))
-            if server != model:
-                disagreements.append(f"{field}={value!r}: apiserver {server}, model {model_errors(sgc(status=status))}")
+    verdicts = set()
+    for value in values:
+        status = copy.deepcopy(SEED_STATUS)
+        put(status, value)
+        try:
+            api.set_status("StaticGatewayConfiguration", "gw001", status, dry_run=True)
+            server = True
+        except ApiException as exc:
+            api.causes(exc)  # a validation failure, not some other error
+            server = False
+        verdicts.add(server)
+        if server != model_accepts(sgc(status=status)):
+            disagreements.append(verdict_line(field, value, server, sgc(status=status)))
     assert not disagreements, "\n".join(disagreements)
+    assert verdicts == {True, False}, "the values must include good and bad ones"
 
 
 # --------------------------------------------------------------------------------------- kubectl views

@@ -92,3 +92,27 @@ def test_enum_and_non_empty() -> None:
     assert e.schema == {"type": "string", "maxLength": 2, "enum": ["a", "bb"]}
     n = checks.non_empty(3)
     assert n.reason("") and n.reason("abcd") and n.reason("abc") is None
+
+
+def test_egress_prefix_length_bound_matches_schema() -> None:
+    many = ",".join(f"10.0.{i // 256}.{i % 256}" for i in range(200))
+    assert len(many) > checks.MAX_EGRESS_PREFIX_LEN
+    assert checks.reason_egress_prefix(many) == f"must be at most {checks.MAX_EGRESS_PREFIX_LEN} characters"
+    assert checks.EGRESS_PREFIX.schema["maxLength"] == checks.MAX_EGRESS_PREFIX_LEN
+
+
+@pytest.mark.parametrize(
+    "value,ok",
+    [("abc", True), ("ab", True), ("abcd", False), ("", False), ("ABC", False), ("abc\n", False), (3, False)],
+)
+def test_matching_uses_the_schema_pattern_and_bounds(value: object, ok: bool) -> None:
+    check = checks.matching(r"^[a-z]+$", 3, "must be lower-case letters", min_length=1)
+    assert check.schema == {"type": "string", "maxLength": 3, "pattern": r"^[a-z]+$", "minLength": 1}
+    assert (check.reason(value) is None) == ok
+
+
+def test_max_length() -> None:
+    assert checks.max_length(3).reason("abc") is None
+    assert checks.max_length(3).reason("") is None
+    assert checks.max_length(3).reason("abcd") == "must be at most 3 characters"
+    assert checks.max_length(3).reason(None) == "must be a string"

@@ -329,6 +329,25 @@ def test_gateway_status_entries_are_checked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("ref", "netns", "bad"),
+    [
+        ("Ns/gw", "gw-x", "staticGatewayConfiguration"),  # upper case is no namespace name
+        ("ns/gw", "..", "netnsName"),
+        ("ns/gw", ".", "netnsName"),
+    ],
+)
+def test_gateway_status_names_follow_the_schema_patterns(ref: str, netns: str, bad: str) -> None:
+    data = {
+        "apiVersion": crds.API_VERSION,
+        "kind": "GatewayStatus",
+        "metadata": {"name": "n"},
+        "spec": {"readyGatewayNamespaces": [{"staticGatewayConfiguration": ref, "netnsName": netns}]},
+    }
+    [err] = errors_of(crds.GatewayStatus, data)
+    assert err.startswith(f"spec.readyGatewayNamespaces[0].{bad}: invalid value")
+
+
+@pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
         ("primaryIP", "x", 'status.gatewayVMProfiles[0].primaryIP: invalid value "x"'),
