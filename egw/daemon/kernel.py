@@ -365,6 +365,9 @@ class GatewayKernel:
             raise KernelError(f"{birth} did not arrive in {plan.netns}")
         gw.link("set", index=moved, ifname=plan.wg_ifname)
         self._write("link")
+        # like a kernel WireGuard device: no kernel-generated link-local, only fe80::1 (set before it goes up)
+        self._run(plan.netns, ["ip", "link", "set", "dev", plan.wg_ifname, "addrgenmode", "none"])
+        self._write("link")
 
     def _ensure_wg_config(self, plan: plan_gateway.GatewayPlan) -> None:
         sock = self.wgo.socket_path(plan.wg_birth_name)

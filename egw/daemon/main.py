@@ -90,7 +90,11 @@ def run(args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, args.metrics_bind)
     stop = threading.Event()
 
+    main_pid = os.getpid()
+
     def on_signal(signum: int, _frame: object) -> None:
+        if os.getpid() != main_pid:  # a helper process forked by pyroute2 inherited this handler
+            os._exit(128 + signum)
         log.info("signal %d: draining the LB probe for %.0fs", signum, args.lb_probe_drain_seconds)
         probe.drain()
         stop.set()
