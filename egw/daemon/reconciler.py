@@ -103,6 +103,7 @@ class Reconciler:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.last_status_names: set[str] = set()
+        self._rejected: dict[str, dict[str, str]] = {}  # gateway -> PodEndpoint -> reason already reported
 
     # ------------------------------------------------------------------------------- events
 
@@ -282,15 +283,19 @@ class Reconciler:
         self.kernel.ensure_gateway(plan)
         pes = plan_peers.endpoints_for(self.pes.items(), str(sgc.metadata.namespace), sgc.metadata.name)
         pods = self.pods.get if self.pods is not None else None
-        peers = plan_peers.plan_peers(plan.netns, pes, pods)
+        incumbent = [p.pod_endpoint for p in old.peers.peers] if old is not None else []
+        peers = plan_peers.plan_peers(plan.netns, pes, pods, incumbent)
         start = time.monotonic()
         observed = self.kernel.sync_peers(plan, peers)
         self.metrics.peer_sync_seconds.observe(time.monotonic() - start)
-        for rej in peers.rejected:
-            pe = self.pes.get(rej.pod_endpoint)
-            if pe is not None:
-                self.events.event(pe, WARNING, "InvalidPodEndpoint", rej.message)
-                logs.obj_log(log, "PodEndpoint", rej.pod_endpoint).warning("not applied: %s", rej.message)
+        rejected = {r.pod_endpoint: r.message for r in peers.rejected}
+        previous = self._rejected.get(key, {})
+        for ref, message in rejected.items():
+            pe = self.pes.get(ref)
+            if pe is not None and previous.get(ref) != message:  # once per PodEndpoint and reason
+                self.events.event(pe, WARNING, "InvalidPodEndpoint", message)
+                logs.obj_log(log, "PodEndpoint", ref).warning("not applied: %s", message)
+        self._rejected[key] = rejected
         self.states[key] = GatewayState(plan, peers, observed)
         self.ready_uids.add(plan.uid)
         self.metrics.peers.labels(key).set(len(observed.peers))

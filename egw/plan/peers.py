@@ -8,8 +8,9 @@ PodEndpoints are left out and reported, so the rest of the gateway keeps working
 * the pod IP is not one of its Pod's IPs (only checked when the Pod is known and has IPs: the CNI
   plugin creates the PodEndpoint before kubelet reports the pod IP, and an absent Pod in our cache may
   be informer lag; ownerReference GC removes PodEndpoints of deleted pods);
-* two PodEndpoints of the gateway share a public key or a pod IP: the oldest (creationTimestamp, then
-  ``<ns>/<name>``) keeps it, the others are rejected — deterministic, so the choice never flaps.
+* two PodEndpoints of the gateway share a public key or a pod IP: the one already applied (``incumbent``)
+  keeps it, else the oldest (creationTimestamp, then creation resourceVersion, then ``<ns>/<name>``); the
+  others are rejected — deterministic, so the choice never flaps.
 
 Callers: ``egw.daemon``. Pure: no I/O.
 """
@@ -83,20 +84,40 @@ def endpoints_for(endpoints: Iterable[Mapping[str, Any]], sgc_namespace: str, sg
     return out
 
 
-def _age_key(pe: Mapping[str, Any]) -> tuple[str, str]:
+def _ref(pe: Mapping[str, Any]) -> str:
     meta = pe.get("metadata") or {}
-    return (str(meta.get("creationTimestamp") or ""), f"{meta.get('namespace')}/{meta.get('name')}")
+    return f"{meta.get('namespace')}/{meta.get('name')}"
 
 
-def plan_peers(netns: str, endpoints: Iterable[Mapping[str, Any]], pods: PodLookup | None = None) -> PeersPlan:
-    """Desired peers of the gateway namespace ``netns`` from its PodEndpoints (raw API dicts)."""
+def _age_key(pe: Mapping[str, Any], incumbent: frozenset[str]) -> tuple[bool, str, int, str]:
+    meta = pe.get("metadata") or {}
+    rv = str(meta.get("resourceVersion") or "")
+    # timestamps have one-second resolution; etcd revisions order objects created within that second
+    return (
+        _ref(pe) not in incumbent,
+        str(meta.get("creationTimestamp") or ""),
+        int(rv) if rv.isdigit() else 2**63,
+        _ref(pe),
+    )
+
+
+def plan_peers(
+    netns: str,
+    endpoints: Iterable[Mapping[str, Any]],
+    pods: PodLookup | None = None,
+    incumbent: Iterable[str] = (),
+) -> PeersPlan:
+    """Desired peers of the gateway namespace ``netns`` from its PodEndpoints (raw API dicts).
+
+    ``incumbent``: PodEndpoints whose peers are applied now; they win key/IP conflicts."""
+    held = frozenset(incumbent)
     names.validate_netns_name(netns)
     peers: list[Peer] = []
     rejected: list[Rejection] = []
     by_key: dict[str, str] = {}
     by_ip: dict[IPNetwork, str] = {}
-    for pe in sorted(endpoints, key=_age_key):
-        ref = _age_key(pe)[1]
+    for pe in sorted(endpoints, key=lambda e: _age_key(e, held)):
+        ref = _ref(pe)
         try:
             parsed: crds.PodEndpoint = crds.PodEndpoint.from_dict(pe)
         except ValidationError as exc:

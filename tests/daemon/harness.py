@@ -159,7 +159,7 @@ class World:
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.runs += 1
-        log = open(self.log_dir / f"daemon-{self.runs}.log", "wb")  # noqa: SIM115 - handed to the child
+        log = open(self.log_dir / f"daemon-{self.runs}.log", "wb")
         argv = [
             sys.executable, "-m", "egw", "daemon",
             "--node-name", self.node_name,
@@ -177,7 +177,7 @@ class World:
         ]  # fmt: skip
         self.proc = subprocess.Popen(
             argv, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=owner_env(), cwd=REPO,
-            preexec_fn=die_with_parent,  # noqa: PLW1509 - single-threaded test process
+            preexec_fn=die_with_parent,
         )  # fmt: skip
         log.close()
         return self.proc

@@ -230,7 +230,7 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
     w.kill(signal.SIGKILL)
     w.start()
     wait_for(lambda: w.probe(gw.uid) == 200, what="probe after restart")
-    wait_for(lambda: w.metrics().get("egw_daemon_reconcile_duration_seconds_count{kind=\"gc\"}", 0) >= 1, what="a gc")
+    wait_for(lambda: w.metrics().get('egw_daemon_reconcile_duration_seconds_count{kind="gc"}', 0) >= 1, what="a gc")
     time.sleep(1.0)
     for mon in monitors:
         mon.terminate()
@@ -267,9 +267,10 @@ def test_invalid_endpoints_gc_and_apiserver_outage(
     wait_for(lambda: _ready(w, gw, 1), what="gateway ready with only the valid peer")
     ev = wait_for(lambda: w.events_for(dup["metadata"]["uid"]), what="event on the duplicate")
     assert ev[0]["type"] == "Warning" and ev[0]["reason"] == "InvalidPodEndpoint"
-    assert f"spec.podPublicKey: invalid value \"{pod_pub}\": already used by PodEndpoint {w.namespace}/pod-a" in ev[0][
-        "message"
-    ]
+    assert (
+        f'spec.podPublicKey: invalid value "{pod_pub}": already used by PodEndpoint {w.namespace}/pod-a'
+        in ev[0]["message"]
+    )
     ev = wait_for(lambda: w.events_for(wrong["metadata"]["uid"]), what="event on the wrong IP")
     assert 'spec.podIpAddress: invalid value "10.244.0.21/32": does not match the IPs of Pod' in ev[0]["message"]
     assert [ln.split("\t")[3] for ln in w.wg_show(gw).splitlines()[1:]] == ["10.244.0.20/32"]

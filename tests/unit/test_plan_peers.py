@@ -76,3 +76,15 @@ def test_pod_ip_must_match_a_known_pod() -> None:
 def test_endpoints_for_selects_by_namespace_and_name() -> None:
     eps = [s.pe("a", "10.244.0.1/32"), s.pe("b", "10.244.0.2/32", sgc_name="other"), s.pe("c", "10.244.0.3/32", ns="x")]
     assert [e["metadata"]["name"] for e in peers.endpoints_for(eps, "default", "gw001")] == ["a"]
+
+
+def test_incumbent_keeps_its_key_and_same_second_ties_use_the_revision() -> None:
+    k = s.key()
+    a = s.pe("zeta", "10.244.0.20/32", k)
+    b = s.pe("alpha", "10.244.0.30/32", k)
+    a["metadata"]["resourceVersion"] = "100"
+    b["metadata"]["resourceVersion"] = "101"
+    plan = peers.plan_peers(NETNS, [b, a])
+    assert [p.pod_endpoint for p in plan.peers] == ["default/zeta"]  # same second: the lower revision wins
+    plan = peers.plan_peers(NETNS, [b, a], incumbent=["default/alpha"])
+    assert [p.pod_endpoint for p in plan.peers] == ["default/alpha"]  # the applied one is never displaced
