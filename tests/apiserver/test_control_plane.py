@@ -58,6 +58,24 @@ def test_etcd_and_helm_report_the_pinned_versions(control_plane: ControlPlane) -
     assert helm.stdout.startswith(pinned("helm", "helm.sh/helm/v3"))
 
 
+def test_helm_installs_the_chart_into_the_control_plane(control_plane: ControlPlane, k8s_namespace: str) -> None:
+    helm = [str(control_plane.bin_dir / "helm"), f"--kubeconfig={control_plane.kubeconfig}", "-n", k8s_namespace]
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(control_plane.workdir), "HELM_CACHE_HOME": str(control_plane.workdir)}
+
+    def run(*args: str) -> str:
+        return subprocess.run([*helm, *args], capture_output=True, text=True, check=True, env=env).stdout
+
+    run("install", "egw", str(TOOLS.parents[1] / "charts" / "kube-egress-gateway"), "--wait", "--timeout=60s")
+    status = json.loads(run("status", "egw", "-o", "json"))
+    assert status["info"]["status"] == "deployed"
+    assert status["name"] == "egw" and status["version"] == 1
+    # Helm keeps the release as a Secret through the same apiserver.
+    core = client.CoreV1Api(control_plane.api_client)
+    assert core.read_namespaced_secret("sh.helm.release.v1.egw.v1", k8s_namespace).type == "helm.sh/release.v1"
+    run("uninstall", "egw", "--wait")
+    assert json.loads(run("list", "-o", "json")) == []
+
+
 def test_crds_are_installed_and_established(control_plane: ControlPlane) -> None:
     ext = client.ApiextensionsV1Api(control_plane.api_client)
     for kind in crds.KINDS:
@@ -177,3 +195,106 @@ def test_deleting_an_owner_garbage_collects_owned_objects(control_plane: Control
         lambda: gone(lambda: objs.get_namespaced_custom_object(crds.GROUP, crds.VERSION, ns, glbc_plural, "gw001")),
     )
     wait_for("the owned Secret to be collected", lambda: gone(lambda: core.read_namespaced_secret("gw001", ns)))
+
+
+def _grant(control_plane: ControlPlane, ns: str, sa: str, rules: list[client.V1PolicyRule]) -> None:
+    rbac = client.RbacAuthorizationV1Api(control_plane.api_client)
+    rbac.create_namespaced_role(ns, client.V1Role(metadata={"name": sa}, rules=rules))
+    rbac.create_namespaced_role_binding(
+        ns,
+        client.V1RoleBinding(
+            metadata={"name": sa},
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=sa),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=sa, namespace=ns)],
+        ),
+    )
+
+
+def _pod_endpoint_owned_by_pod(control_plane: ControlPlane, ns: str) -> dict[str, Any]:
+    core = client.CoreV1Api(control_plane.api_client)
+    pod = core.create_namespaced_pod(
+        ns,
+        client.V1Pod(
+            metadata={"name": "pod1"},
+            spec=client.V1PodSpec(node_name="node-a", containers=[client.V1Container(name="c", image="busybox")]),
+        ),
+    )
+    return {
+        "apiVersion": crds.API_VERSION,
+        "kind": "PodEndpoint",
+        "metadata": {
+            "name": "pod1",
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": "pod1",
+                    "uid": pod.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "staticGatewayConfiguration": "gw001",
+            "podIpAddress": "10.244.0.5/32",
+            "podPublicKey": "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=",
+        },
+    }
+
+
+def _create_as(control_plane: ControlPlane, kubeconfig: Path, ns: str, body: dict[str, Any]) -> ApiException | None:
+    api = control_plane.client_for(kubeconfig)
+    try:
+        client.CustomObjectsApi(api).create_namespaced_custom_object(
+            crds.GROUP, crds.VERSION, ns, crds.POD_ENDPOINT.plural, body
+        )
+        return None
+    except ApiException as exc:
+        return exc
+    finally:
+        api.close()
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "OwnerReferencesPermissionEnforcement"])
+def test_block_owner_deletion_needs_finalizers_permission_only_in_the_strict_profile(
+    request: pytest.FixtureRequest, strict: bool
+) -> None:
+    """The cni-manager sets a controller reference from its PodEndpoint to the Pod. Where the admission
+    plugin runs (OpenShift-like clusters) that needs `update` on pods/finalizers; the default profile lets
+    it through. Both control planes are real, so a missing RBAC verb shows up here, not in production."""
+    cp: ControlPlane = request.getfixturevalue("strict_control_plane" if strict else "control_plane")
+    ns = cp.create_namespace()
+    try:
+        body = _pod_endpoint_owned_by_pod(cp, ns)
+        create = client.V1PolicyRule(api_groups=[crds.GROUP], resources=[crds.POD_ENDPOINT.plural], verbs=["create"])
+        _grant(cp, ns, "cni-manager", [create])
+        kubeconfig = cp.service_account_kubeconfig(ns, "cni-manager")
+        wait_for(
+            "the RoleBinding",
+            lambda: (
+                cp.kubectl(
+                    "auth",
+                    "can-i",
+                    "create",
+                    f"{crds.POD_ENDPOINT.plural}.{crds.GROUP}",
+                    kubeconfig=kubeconfig,
+                    check=False,
+                ).stdout.strip()
+                == "yes"
+            ),
+        )
+        refused = _create_as(cp, kubeconfig, ns, body)
+        if not strict:
+            assert refused is None, refused
+            return
+        assert refused is not None and refused.status == 403, refused
+        assert "cannot set blockOwnerDeletion" in refused.body, refused.body
+
+        finalizers = client.V1PolicyRule(api_groups=[""], resources=["pods/finalizers"], verbs=["update"])
+        rbac = client.RbacAuthorizationV1Api(cp.api_client)
+        rules = cp.api_client.sanitize_for_serialization([create, finalizers])
+        rbac.patch_namespaced_role("cni-manager", ns, {"rules": rules})
+        wait_for("pods/finalizers to be granted", lambda: _create_as(cp, kubeconfig, ns, body) is None)
+    finally:
+        cp.delete_namespace(ns)
