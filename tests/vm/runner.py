@@ -83,6 +83,7 @@ class Result:
     total_seconds: float
     timed_out: bool
     init_failure: str | None
+    boot_timeout: float
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.console.splitlines()[-lines:])
@@ -444,12 +445,14 @@ def run(
     if rc is None and (m := re.search(r"^EGW-VM-EXIT (\d+)", console, re.M)):
         rc = int(m.group(1))
     failure = m.group(1) if (m := re.search(r"^EGW-VM-INIT-FAILED (.*)$", console, re.M)) else None
-    return Result(rc, console, rundir, boot[0] if boot else None, total, timed_out, failure)
+    return Result(rc, console, rundir, boot[0] if boot else None, total, timed_out, failure, boot_timeout)
 
 
 def describe_failure(result: Result, what: str = "the VM") -> str:
     """One message for a run that did not produce an exit status: why, and the console tail."""
-    if result.timed_out:
+    if result.timed_out and result.boot_seconds is None:
+        why = f"{what} did not start the command within {result.boot_timeout:g}s (boot timeout)"
+    elif result.timed_out:
         why = f"{what} timed out after {result.total_seconds:.0f}s"
     elif result.init_failure:
         why = f"{what}'s init failed at: {result.init_failure}"
