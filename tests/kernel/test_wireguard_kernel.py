@@ -12,6 +12,7 @@ import json
 import socket
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,7 +55,11 @@ def _udp_ports(ns: str) -> set[int]:
     return ports
 
 
-def test_wireguard_link_round_trip_over_genetlink(make_netns: Callable[[str], str]) -> None:
+def test_wireguard_link_round_trip_over_genetlink(
+    make_netns: Callable[[str], str], modprobe: Callable[..., None]
+) -> None:
+    modprobe("wireguard")
+    assert Path("/sys/module/wireguard").is_dir()  # the real kernel module, not a userspace stand-in
     ns = make_netns("wg")
     index = _add_wireguard(ns)
     private, public = _keypair()

@@ -46,7 +46,9 @@ INITRD_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 KERNEL_PACKAGE_RE = re.compile(r"^linux-image-(6\.1\.0-\d+-amd64)$")
 GUEST_RESULTS = "/run/egw-vm"
 DEFAULT_MEMORY_MB = 1536
+IN_VM_ENV = "EGW_IN_VM"  # set to "1" for every command the VM runs (tests/fixtures/kernel.py reads it)
 BASE_ENV = {
+    IN_VM_ENV: "1",
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
     "LANG": "C.UTF-8",
@@ -220,8 +222,9 @@ def _build_initrd(kdir: Path, kver: str, log: Log) -> Path:
         if cp.returncode != 0:
             raise VMError("cpio failed building the initramfs")
         out.rename(initrd)
+    # Other checkouts may still boot an older initramfs (a different init.sh): prune only old ones.
     for old in kdir.glob("initrd-*.img"):
-        if old != initrd:
+        if old != initrd and time.time() - old.stat().st_mtime > 7 * 86400:
             old.unlink(missing_ok=True)
     return initrd
 
