@@ -7,8 +7,10 @@ These prove what component tests rely on: the apiserver enforces RBAC for a Serv
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -298,3 +300,39 @@ def test_block_owner_deletion_needs_finalizers_permission_only_in_the_strict_pro
         wait_for("pods/finalizers to be granted", lambda: _create_as(cp, kubeconfig, ns, body) is None)
     finally:
         cp.delete_namespace(ns)
+
+
+CRASHING_SESSION = """
+import json, sys, time
+from tests.fixtures.apiserver import running_control_plane
+with running_control_plane() as cp:
+    print(json.dumps({"pids": cp.pids, "workdir": str(cp.workdir)}), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_killed_session_leaves_no_process_and_its_dir_is_swept(control_plane: ControlPlane) -> None:
+    """SIGKILL a process that runs a control plane: etcd, apiserver and controller-manager die with it
+    (PDEATHSIG), and the next session's sweep removes its temp dir."""
+    from tests.fixtures import apiserver
+
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASHING_SESSION],
+        cwd=TOOLS.parents[1],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"EGW_TESTBIN": str(control_plane.bin_dir)},
+    )
+    try:
+        assert child.stdout is not None
+        started = json.loads(child.stdout.readline())
+    finally:
+        child.kill()
+        child.wait()
+    pids, workdir = started["pids"], Path(started["workdir"])
+    assert set(pids) == {"etcd", "kube-apiserver", "kube-controller-manager"}
+    wait_for("the orphaned control plane to die", lambda: not any(Path(f"/proc/{p}").exists() for p in pids.values()))
+    assert workdir.exists()  # the finalizer never ran...
+    assert workdir in apiserver.sweep_workdirs()  # ...so the sweep removes it
+    assert not workdir.exists()
+    assert control_plane.workdir.exists()  # a live session's dir is left alone
