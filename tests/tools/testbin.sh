@@ -31,6 +31,16 @@ flock 9
 # Version of a required module as pinned in a wrapper's go.mod (`go list -m` reads only go.mod/go.sum).
 modver() { (cd "$here/$1" && go list -m -f '{{.Version}}' "$2"); }
 
+# heartbeat <pid> <what>: wait for a build, printing a line a minute so CI logs show it is alive.
+heartbeat() {
+  local pid=$1 what=$2 t0=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    for _ in $(seq 60); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+    kill -0 "$pid" 2>/dev/null && echo ">> testbin:   still building $what ($((SECONDS - t0)) s)"
+  done
+  wait "$pid"
+}
+
 # build <module dir> <binary>=<package>... [-- extra ldflags]
 build() {
   local mod=$1; shift
@@ -48,7 +58,8 @@ build() {
   start=$SECONDS
   for t in "${targets[@]}"; do
     echo ">> testbin: building ${t%%=*} (${t#*=})"
-    (cd "$here/$mod" && go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}")
+    (cd "$here/$mod" && exec go build -ldflags "$ldflags" -o "$tmp/${t%%=*}" "${t#*=}") &
+    heartbeat $! "${t%%=*}"
   done
   for t in "${targets[@]}"; do mv -f "$tmp/${t%%=*}" "$dir/bin/${t%%=*}"; done
   rmdir "$tmp"
