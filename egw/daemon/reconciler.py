@@ -400,7 +400,8 @@ class Reconciler:
         head = self.api.get_or_none(rt, self.s.node_name, self.s.namespace)
         if head is not None:
             existing[self.s.node_name] = head  # the head may predate our label (created by someone else)
-        for obj in objs:
+        # shards first, the node-named head last: a head showing N ready peers means every shard is written
+        for obj in [*objs[1:], objs[0]]:
             cur = existing.get(obj.name)
             if cur is None:
                 created = self.api.create(rt, {k: v for k, v in obj.body.items() if k != "status"}, self.s.namespace)

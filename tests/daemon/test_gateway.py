@@ -14,8 +14,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,10 +22,10 @@ if importlib.util.find_spec("tests.fixtures.apiserver") is None:  # the control-
     pytest.skip("tests/fixtures/apiserver.py is not on this branch yet", allow_module_level=True)
 
 from egw.k8s import client as k8s
-from tests.daemon.harness import Gateway, World, new_node_name, wait_for
+from tests.daemon.harness import Gateway, World, wait_for
 from tests.fixtures.netns import Netns, run
 from tests.fixtures.packets import Probe, send_and_capture
-from tests.fixtures.topology import NodeSpec, PodSpec, Topology, TopologySpec
+from tests.fixtures.topology import Topology
 from tests.fixtures.wggo import Peer, WgFactory, genkey
 
 pytestmark = [pytest.mark.netns, pytest.mark.apiserver]
@@ -37,43 +35,6 @@ PORT = 6000
 SECONDARY = "10.243.0.7"
 PRIMARY = "10.243.0.4"
 INTERNET_HOST = "203.0.113.10"
-
-
-def _spec() -> TopologySpec:
-    # the gateway node starts without the ILB IP: the daemon must add it
-    return TopologySpec(
-        nodes=(
-            NodeSpec("node", "10.243.4.4", pod_cidr="10.244.0.0/24", pods=(PodSpec("pod-a", "10.244.0.20/24"),)),
-            NodeSpec("gwnode", PRIMARY, uplink=True),
-        )
-    )
-
-
-@pytest.fixture
-def world(
-    control_plane: Any, k8s_namespace: str, topology_factory: Callable[[TopologySpec], Topology], tmp_path: Path
-) -> Iterator[tuple[World, Topology]]:
-    topo = topology_factory(_spec())
-    api = k8s.Client.from_kubeconfig(control_plane.kubeconfig)
-    (tmp_path / "logs").mkdir()
-    w = World(
-        api=api,
-        namespace=k8s_namespace,
-        node_name=new_node_name(),
-        node_netns=topo.nodes["gwnode"].ns.name,
-        state_dir=tmp_path / "state",
-        kubeconfig=Path(control_plane.kubeconfig),
-        log_dir=tmp_path / "logs",
-    )
-    w.create_node(PRIMARY)
-    try:
-        yield w, topo
-    finally:
-        w.cleanup()
-        api.delete(k8s.NODES, w.node_name)
-        api.close()
-        if os.environ.get("EGW_KEEP_LOGS"):
-            print(w.log())
 
 
 def _pod_tunnel(topo: Topology, wg_factory: WgFactory, gw: Gateway, pod_priv: str) -> None:
