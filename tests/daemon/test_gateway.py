@@ -207,6 +207,16 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
     ]
     assert sent - received <= 2, f"lost {sent - received} of {sent} pings across the restart"
 
+    # --- wireguard-go dies: the daemon notices, starts a new one and re-applies key, port and peers
+    pid_file = w.state_dir / f"{gw.birth}.pid"
+    old_pid = int(pid_file.read_text())
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: int(pid_file.read_text() or 0) != old_pid and w.probe(gw.uid) == 200, what="wireguard-go back")
+    dump = [ln.split("\t") for ln in w.wg_show(gw).splitlines()]
+    assert dump[0][1] == gw.public_key and dump[0][2] == str(PORT)
+    wait_for(lambda: [ln.split("\t")[3] for ln in w.wg_show(gw).splitlines()[1:]] == ["10.244.0.20/32"], what="peer")
+    assert {r["dst"] for r in Netns(gw.netns).routes()} >= {"10.244.0.20", "default"}
+
 
 def test_invalid_endpoints_gc_and_apiserver_outage(
     world: tuple[World, Topology], wg_factory: WgFactory, control_plane: Any
@@ -224,8 +234,20 @@ def test_invalid_endpoints_gc_and_apiserver_outage(
     pod_obj["status"] = {"podIP": "10.244.0.99", "podIPs": [{"ip": "10.244.0.99"}]}
     w.api.replace_status(k8s.PODS, pod_obj)
     wrong = w.create_pod_endpoint("pod-b", "10.244.0.21/32", genkey()[1])
+    gw2 = w.create_gateway("gw002", "10.243.0.16", PORT + 1, "10.243.0.17", PRIMARY)
+    broken = w.create_gateway("gw003", "10.243.0.26", PORT + 2, "10.243.0.27", PRIMARY)
+    w.api.delete(k8s.SECRETS, "gw003", w.namespace)  # its key is unreadable: gw003 cannot be built
     w.start()
     wait_for(lambda: _ready(w, gw, 1), what="gateway ready with only the valid peer")
+    wait_for(lambda: w.probe(gw2.uid) == 200, what="second gateway ready")
+    assert w.probe(broken.uid) == 503 and not Netns(broken.netns).exists()
+    # deleting a gateway while the daemon runs removes exactly its namespace and node state
+    w.api.delete(k8s.STATIC_GATEWAY_CONFIGURATIONS, "gw002", w.namespace)
+    wait_for(lambda: not Netns(gw2.netns).exists(), what="deleted gateway's namespace removed")
+    assert w.probe(gw2.uid) == 503
+    assert f"gw-{gw2.uid[:8]}" not in gwnode.links() and "10.243.0.16" not in gwnode.ip("-4", "addr")
+    assert gw2.netns not in gwnode.iptables_save("nat")
+    assert w.probe(gw.uid) == 200 and Netns(gw.netns).exists() and ILB in gwnode.ip("-4", "addr")
     ev = wait_for(lambda: w.events_for(dup["metadata"]["uid"]), what="event on the duplicate")
     assert ev[0]["type"] == "Warning" and ev[0]["reason"] == "InvalidPodEndpoint"
     assert (
