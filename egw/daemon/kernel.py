@@ -15,12 +15,15 @@ its marker (written when we create it) or our veth host end for it exists in the
 
 Routes use protocol ``boot`` (as ``ip route add`` does) so ``ip route`` prints exactly what the seed shows;
 they are identified as ours by their device. Links/addresses/routes go through pyroute2; iptables
-through ``iptables-save``/``iptables-restore -w`` in the right namespace; WireGuard through
-``egw.daemon.wgdev`` (wireguard-go + UAPI).
+through ``iptables-save``/``iptables-restore -w`` in the right namespace. WireGuard devices and peer
+routes go through ``egw.dataplane`` (``wg.WireGuard``: kernel genetlink when the module exists, else the
+UAPI of the wireguard-go process ``egw.daemon.wgdev`` supervises; ``rtnl.Rtnl``: batched peer routes,
+marked with egw's route protocol).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import ipaddress
@@ -39,7 +42,10 @@ from pyroute2 import IPRoute, NetlinkError
 from pyroute2 import netns as p2netns
 
 from egw.daemon import wgdev
-from egw.model import names
+from egw.dataplane import rtnl as dp_rtnl
+from egw.dataplane import wg as dp_wg
+from egw.errors import EgwError
+from egw.model import names, net
 from egw.plan import gateway as plan_gateway
 from egw.plan import iptables as plan_iptables
 from egw.plan import peers as plan_peers
@@ -69,7 +75,6 @@ class GatewayObservation:
     ready: bool
     peers: dict[bytes, frozenset[ipaddress.IPv4Network | ipaddress.IPv6Network]]
     peer_routes: set[ipaddress.IPv4Network | ipaddress.IPv6Network]
-    stats: dict[bytes, wgdev.PeerState]
 
 
 def _ns_cmd(netns: str | None) -> list[str]:
@@ -83,6 +88,7 @@ class GatewayKernel:
         state_dir: Path,
         node_netns: str | None = None,
         wireguard_go: str = "wireguard-go",
+        backend: str = "auto",
         on_write: WriteHook | None = None,
     ) -> None:
         if node_netns is not None:
@@ -91,7 +97,11 @@ class GatewayKernel:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.node_netns = node_netns
         self.wgo = wgdev.WireguardGo(state_dir, node_netns, wireguard_go)
+        if backend not in ("auto", "kernel", "wireguard-go"):
+            raise ValueError(f"--wireguard-backend: invalid value {backend!r}: auto, kernel or wireguard-go")
+        self.backend = backend if backend != "auto" else ("kernel" if kernel_wireguard(node_netns) else "wireguard-go")
         self.writes = 0
+        self.last_peer_batch = 0
         self.writes_by_kind: dict[str, int] = {}
         self._on_write = on_write
         self._iprs: dict[str | None, IPRoute] = {}
@@ -224,7 +234,7 @@ class GatewayKernel:
             self._ensure_node_exemption(ns, plan_iptables.exemption_rule(plan.secondary_ip, ns))
             step = "ILB address"
             self._ensure_ilb(plan)
-        except (OSError, NetlinkError, wgdev.UapiError, KernelError) as exc:
+        except (OSError, NetlinkError, EgwError, KernelError) as exc:
             raise KernelError(f"gateway {ns}: {step}: {exc}") from None
 
     def _ensure_sysctls(self, ns: str, wanted: Iterable[tuple[str, str]]) -> None:
@@ -333,10 +343,24 @@ class GatewayKernel:
             self._write("link")
         self._ensure_up(node, plan.host_veth)
 
+    def wg_alive(self, plan: plan_gateway.GatewayPlan) -> bool:
+        """The device's backing exists: always for the kernel, the supervised process for wireguard-go."""
+        return self.backend == "kernel" or self.wgo.alive(plan.wg_birth_name)
+
+    def _wg(self, plan: plan_gateway.GatewayPlan) -> dp_wg.WireGuard:
+        if self.backend == "kernel":
+            return dp_wg.WireGuard(plan.wg_ifname, netns=plan.netns, backend="kernel")
+        sock = str(self.wgo.socket_path(plan.wg_birth_name))
+        return dp_wg.WireGuard(plan.wg_ifname, netns=plan.netns, backend="uapi", uapi_path=sock)
+
     def _ensure_wg_link(self, plan: plan_gateway.GatewayPlan) -> None:
         gw = self.ipr(plan.netns)
-        birth = plan.wg_birth_name
-        if self._index(gw, plan.wg_ifname) is not None and self.wgo.alive(birth):
+        if self._index(gw, plan.wg_ifname) is not None and self.wg_alive(plan):
+            return
+        if self.backend == "kernel":
+            # born in the node namespace's socket, created directly inside the gateway namespace
+            dp_wg.create_kernel_link(plan.wg_ifname, node_netns=self.node_netns, target_netns=plan.netns)
+            self._write("link")
             return
         # (re)build: a dead wireguard-go took its TUN with it; a stray wg0 without its process is removed
         idx = self._index(gw, plan.wg_ifname)
@@ -344,6 +368,7 @@ class GatewayKernel:
             gw.link("del", index=idx)
             self._write("link")
         node = self.ipr(None)
+        birth = plan.wg_birth_name
         self.wgo.start(birth)
         self._write("wireguard-go")
         idx = None
@@ -370,11 +395,12 @@ class GatewayKernel:
         self._write("link")
 
     def _ensure_wg_config(self, plan: plan_gateway.GatewayPlan) -> None:
-        sock = self.wgo.socket_path(plan.wg_birth_name)
-        dev = wgdev.uapi_get(sock)
-        if dev.private_key != plan.private_key or dev.listen_port != plan.listen_port:
-            wgdev.uapi_set(sock, private_key=plan.private_key, listen_port=plan.listen_port)
-            self._write("wireguard")
+        """Private key and listen port only; peers are :meth:`sync_peers`' job."""
+        with self._wg(plan) as wg:
+            p = dp_wg.plan(net.WgDevice(plan.wg_ifname, plan.private_key, plan.listen_port), wg.read())
+            if p.device is not None:
+                wg.apply(p.device, [])
+                self._write("wireguard")
 
     def _ensure_netns_nat(self, ns: str) -> None:
         have = plan_iptables.table_rules(self._run(ns, ["iptables-save", "-t", "nat"]), "nat")
@@ -409,36 +435,35 @@ class GatewayKernel:
     # ----------------------------------------------------------------------------------- peers
 
     def sync_peers(self, plan: plan_gateway.GatewayPlan, peers: plan_peers.PeersPlan) -> GatewayObservation:
-        """Make wg0's peers and the peer routes exactly the plan's (one UAPI transaction), then read back."""
-        sock = self.wgo.socket_path(plan.wg_birth_name)
+        """Make wg0's peers and the peer routes exactly the plan's (one batch each), then read back."""
+        desired = net.WgDevice(
+            plan.wg_ifname,
+            plan.private_key,
+            plan.listen_port,
+            peers=frozenset(net.WgPeer(_key_bytes(p.public_key), frozenset({p.pod_ip})) for p in peers.peers),
+        )
+        routes = [net.Route(p.pod_ip, plan.wg_ifname, scope=net.SCOPE_LINK) for p in peers.peers]
         try:
-            dev = wgdev.uapi_get(sock)
-            desired = {_key_bytes(p.public_key): p.pod_ip for p in peers.peers}
-            changes: list[wgdev.PeerChange] = []
-            for key, ip in desired.items():
-                have = dev.peers.get(key)
-                if have is None or have.allowed_ips != frozenset({ip}):
-                    changes.append(wgdev.PeerChange(key, (ip,)))
-            changes.extend(wgdev.PeerChange(key, remove=True) for key in dev.peers if key not in desired)
-            if changes:
-                wgdev.uapi_set(sock, peers=changes)
-                self._write("wireguard-peers", 1)
-                dev = wgdev.uapi_get(sock)
-            gw = self.ipr(plan.netns)
-            idx = self._index(gw, plan.wg_ifname)
-            if idx is None:
-                raise KernelError("wg0 missing")
-            routes = [plan_gateway.Route(ip, plan.wg_ifname, scope="link") for ip in desired.values()]
-            self._ensure_routes(gw, plan.netns, plan.wg_ifname, routes, prune=True)
-            present = set(self._routes_on(gw, idx))
-        except (OSError, NetlinkError, wgdev.UapiError) as exc:
+            with self._wg(plan) as wg:
+                state = wg.read()
+                p = dp_wg.plan(desired, state)
+                if p:
+                    wg.apply(p.device, p.ops)
+                    self._write("wireguard-peers")
+                    self.last_peer_batch = len(p.ops)
+                    state = wg.read()
+            with dp_rtnl.Rtnl(plan.netns) as rt:
+                report = rt.sync_routes(routes)
+                if report.messages:
+                    self._write("route", report.messages)
+                present = {r.dst for r in rt.routes() if r.dev == plan.wg_ifname}
+        except (OSError, EgwError) as exc:
             raise KernelError(f"gateway {plan.netns}: peers: {exc}") from None
         return GatewayObservation(
             netns=plan.netns,
             ready=True,
-            peers={k: p.allowed_ips for k, p in dev.peers.items()},
-            peer_routes={ipaddress.ip_network(r) for r in present},
-            stats=dev.peers,
+            peers={k: peer.allowed_ips for k, peer in state.peers.items()},
+            peer_routes=present,
         )
 
     # -------------------------------------------------------------------------------- teardown
@@ -482,7 +507,7 @@ class GatewayKernel:
 
     def gateway_ok(self, plan: plan_gateway.GatewayPlan) -> bool:
         """Cheap liveness check for the LB probe path: namespace, wg0 and its process are there."""
-        if not self.netns_exists(plan.netns) or not self.wgo.alive(plan.wg_birth_name):
+        if not self.netns_exists(plan.netns) or not self.wg_alive(plan):
             return False
         try:
             return self._index(self.ipr(plan.netns), plan.wg_ifname) is not None
@@ -491,6 +516,13 @@ class GatewayKernel:
 
 
 def _key_bytes(text: str) -> bytes:
-    import base64
-
     return base64.b64decode(text)
+
+
+def kernel_wireguard(node_netns: str | None) -> bool:
+    """True when the kernel has WireGuard (its generic-netlink family exists)."""
+    try:
+        dp_wg.WireGuard(names.WG_IFNAME, netns=node_netns, backend="kernel").close()
+    except (EgwError, OSError):
+        return False
+    return True

@@ -51,6 +51,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resync-seconds", type=float, default=60.0, help="full resync period (default: 60)")
     p.add_argument("--batch-window", type=float, default=0.2, help="event coalescing window in seconds (default: 0.2)")
     p.add_argument("--state-dir", type=Path, default=Path("/run/egw-daemon"), help="ownership markers, pid files")
+    p.add_argument(
+        "--wireguard-backend",
+        choices=("auto", "kernel", "wireguard-go"),
+        default="auto",
+        help="kernel module when present (auto), or one supervised wireguard-go per gateway",
+    )
     p.add_argument("--wireguard-go", default="wireguard-go", help="wireguard-go binary (userspace backend)")
     p.add_argument(
         "--no-verify-pod-ips", action="store_true", help="do not watch Pods to check PodEndpoint IPs against them"
@@ -64,16 +70,18 @@ def run(args: argparse.Namespace) -> int:
     if not args.node_name:
         log.error("--node-name (or $MY_NODE_NAME) is required")
         return 2
-    if not WireguardGo.available(args.wireguard_go):
-        log.error("no WireGuard backend: the kernel backend is not wired yet and %s is not on PATH", args.wireguard_go)
-        return 2
     metrics = Metrics()
     kernel = GatewayKernel(
         state_dir=args.state_dir,
         node_netns=args.node_netns,
         wireguard_go=args.wireguard_go,
+        backend=args.wireguard_backend,
         on_write=lambda kind, n: metrics.kernel_writes.labels(kind).inc(n),
     )
+    if kernel.backend == "wireguard-go" and not WireguardGo.available(args.wireguard_go):
+        log.error("no WireGuard backend: no kernel module and %s is not on PATH", args.wireguard_go)
+        return 2
+    log.info("WireGuard backend: %s", kernel.backend)
     api = k8s.Client.auto(args.kubeconfig, user_agent="egw-daemon")
     settings = Settings(
         node_name=args.node_name,

@@ -177,7 +177,7 @@ class Reconciler:
         """Notice dead wireguard-go processes between resyncs; the gateway is rebuilt by its reconcile."""
         while not self._stop.wait(1.0):
             for key, st in list(self.states.items()):
-                if not self.kernel.wgo.alive(st.plan.wg_birth_name):
+                if not self.kernel.wg_alive(st.plan):
                     if st.plan.uid in self.ready_uids:
                         logs.obj_log(log, "StaticGatewayConfiguration", key).warning(
                             "wireguard-go of %s is gone; rebuilding", st.plan.netns
@@ -286,8 +286,11 @@ class Reconciler:
         incumbent = [p.pod_endpoint for p in old.peers.peers] if old is not None else []
         peers = plan_peers.plan_peers(plan.netns, pes, pods, incumbent)
         start = time.monotonic()
+        batch_before = self.kernel.writes_by_kind.get("wireguard-peers", 0)
         observed = self.kernel.sync_peers(plan, peers)
         self.metrics.peer_sync_seconds.observe(time.monotonic() - start)
+        if self.kernel.writes_by_kind.get("wireguard-peers", 0) != batch_before:
+            self.metrics.peer_batch.observe(self.kernel.last_peer_batch)
         rejected = {r.pod_endpoint: r.message for r in peers.rejected}
         previous = self._rejected.get(key, {})
         for ref, message in rejected.items():

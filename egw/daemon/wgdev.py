@@ -1,5 +1,5 @@
 """WireGuard devices of the gateway namespaces when the kernel has no WireGuard module: one supervised
-wireguard-go process per gateway, driven through the cross-platform userspace API (UAPI).
+wireguard-go process per gateway (configured through its UAPI socket by ``egw.dataplane.wg``).
 
 Why this shape (``reliability.md`` §4.8, ``test-environment.md``):
 
@@ -13,14 +13,12 @@ Why this shape (``reliability.md`` §4.8, ``test-environment.md``):
   SIGKILL) leaves the datapath up, as the kernel module would. Its pid is kept in the state directory; a
   dead process is noticed by :meth:`WireguardGo.alive` and the gateway is rebuilt by the next reconcile.
 
-UAPI keys are hex; private keys never appear in logs or errors (transactions are not logged). This module
-is the userspace half of the backend seam; the kernel (genetlink) half lives in ``egw.dataplane``.
+This module only runs processes; keys never pass through it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 import os
 import shutil
@@ -28,119 +26,27 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 UAPI_DIR = Path("/var/run/wireguard")
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class UapiError(OSError):
     pass
 
 
-@dataclass
-class PeerState:
-    public_key: bytes
-    allowed_ips: frozenset[IPNetwork] = frozenset()
-    endpoint: str | None = None
-    last_handshake: int = 0
-    rx_bytes: int = 0
-    tx_bytes: int = 0
-
-
-@dataclass
-class DeviceState:
-    private_key: bytes | None = field(default=None, repr=False)
-    listen_port: int = 0
-    peers: dict[bytes, PeerState] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PeerChange:
-    public_key: bytes
-    allowed_ips: tuple[IPNetwork, ...] = ()
-    remove: bool = False
-
-
-def _transact(sock_path: Path, request: str, timeout: float = 30.0) -> list[str]:
+def _answers(sock_path: Path) -> bool:
+    """The control socket accepts connections (wireguard-go is serving its UAPI)."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
+        s.settimeout(1.0)
         try:
             s.connect(str(sock_path))
-            s.sendall(request.encode())
-            chunks = []
-            while True:
-                data = s.recv(1 << 16)
-                if not data:
-                    break
-                chunks.append(data)
-                if b"\n\n" in data[-2:] or b"".join(chunks[-2:]).endswith(b"\n\n"):
-                    break
-        except OSError as exc:
-            raise UapiError(exc.errno or 0, f"UAPI {sock_path.name}: {exc.strerror or exc}") from None
-    lines = b"".join(chunks).decode().splitlines()
-    errno_line = next((ln for ln in lines if ln.startswith("errno=")), "errno=0")
-    code = int(errno_line.split("=", 1)[1])
-    if code:
-        raise UapiError(code, f"UAPI {sock_path.name}: errno={code}")
-    return lines
-
-
-def uapi_get(sock_path: Path) -> DeviceState:
-    dev = DeviceState()
-    peer: PeerState | None = None
-    for line in _transact(sock_path, "get=1\n\n"):
-        if "=" not in line:
-            continue
-        k, v = line.split("=", 1)
-        if k == "private_key":
-            dev.private_key = bytes.fromhex(v)
-        elif k == "listen_port":
-            dev.listen_port = int(v)
-        elif k == "public_key":
-            peer = PeerState(bytes.fromhex(v))
-            dev.peers[peer.public_key] = peer
-        elif peer is not None and k == "allowed_ip":
-            peer.allowed_ips = peer.allowed_ips | {ipaddress.ip_network(v, strict=False)}
-        elif peer is not None and k == "endpoint":
-            peer.endpoint = v
-        elif peer is not None and k == "last_handshake_time_sec":
-            peer.last_handshake = int(v)
-        elif peer is not None and k == "rx_bytes":
-            peer.rx_bytes = int(v)
-        elif peer is not None and k == "tx_bytes":
-            peer.tx_bytes = int(v)
-    return dev
-
-
-def uapi_set(
-    sock_path: Path,
-    *,
-    private_key: bytes | None = None,
-    listen_port: int | None = None,
-    peers: Iterable[PeerChange] = (),
-) -> int:
-    """One ``set=1`` transaction; returns the number of peer entries sent."""
-    lines = ["set=1"]
-    if private_key is not None:
-        lines.append(f"private_key={private_key.hex()}")
-    if listen_port is not None:
-        lines.append(f"listen_port={int(listen_port)}")
-    n = 0
-    for p in peers:
-        n += 1
-        lines.append(f"public_key={p.public_key.hex()}")
-        if p.remove:
-            lines.append("remove=true")
-            continue
-        lines.append("replace_allowed_ips=true")
-        lines.extend(f"allowed_ip={ip}" for ip in p.allowed_ips)
-    _transact(sock_path, "\n".join(lines) + "\n\n")
-    return n
+        except OSError:
+            return False
+    return True
 
 
 class WireguardGo:
@@ -197,10 +103,8 @@ class WireguardGo:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise UapiError(0, f"wireguard-go for {birth} exited with {proc.returncode}")
-            if sock.exists():
-                with contextlib.suppress(UapiError):
-                    uapi_get(sock)
-                    return proc.pid
+            if sock.exists() and _answers(sock):
+                return proc.pid
             time.sleep(0.02)
         raise UapiError(0, f"wireguard-go for {birth}: control socket did not appear")
 
