@@ -2,8 +2,14 @@
 
 The cdef is the part of ``egw_nl.h`` between the EGW_CDEF_BEGIN/END markers, so the header
 is the single description of the C interface (see the prose at its top).
+
+Build knob (mk/native.mk): ``python csrc/ffibuild.py --sanitize OUTDIR`` builds the same sources
+with AddressSanitizer + UndefinedBehaviorSanitizer as the top-level module ``_egw_native_asan`` in
+OUTDIR; egw/dataplane/_native.py loads it instead of ``egw._native`` when the environment variable
+EGW_NATIVE_MODULE names it (tests and fuzzing only, with libasan preloaded).
 """
 
+import sys
 from pathlib import Path
 
 from cffi import FFI
@@ -11,6 +17,8 @@ from cffi import FFI
 HERE = Path(__file__).resolve().parent
 HEADER = HERE / "egw_nl.h"
 SOURCES = sorted(str(p.relative_to(HERE.parent)) for p in HERE.glob("*.c"))
+CFLAGS = ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"]
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer", "-g", "-O1"]
 
 
 def cdef_text(header: Path = HEADER) -> str:
@@ -20,15 +28,27 @@ def cdef_text(header: Path = HEADER) -> str:
     return text[begin:end]
 
 
-ffibuilder = FFI()
-ffibuilder.cdef(cdef_text())
-ffibuilder.set_source(
-    "egw._native",
-    '#include "egw_nl.h"',
-    sources=SOURCES,
-    include_dirs=[str(HERE.relative_to(HERE.parent))],
-    extra_compile_args=["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"],
-)
+def make_builder(module: str = "egw._native", extra: tuple[str, ...] = (), sources: list[str] | None = None) -> FFI:
+    ffi = FFI()
+    ffi.cdef(cdef_text())
+    ffi.set_source(
+        module,
+        '#include "egw_nl.h"',
+        sources=sources or SOURCES,
+        include_dirs=[str(HERE)],
+        extra_compile_args=[*CFLAGS, *extra],
+        extra_link_args=list(extra),
+    )
+    return ffi
+
+
+ffibuilder = make_builder()
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    if len(sys.argv) == 3 and sys.argv[1] == "--sanitize":
+        out = Path(sys.argv[2]).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        abs_sources = [str(HERE / Path(s).name) for s in SOURCES]
+        make_builder("_egw_native_asan", tuple(SANITIZE), abs_sources).compile(tmpdir=str(out), verbose=False)
+    else:
+        ffibuilder.compile(verbose=True)

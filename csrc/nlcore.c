@@ -326,7 +326,7 @@ int nl_wait_acks(int fd, uint8_t *rbuf, size_t rcap, uint32_t first, uint32_t la
 		if (n < 0)
 			return (int)n;
 		left = (size_t)n;
-		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left)) {
+		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = nl_next(nlh, &left)) {
 			char msg[EGW_ERRMSG_LEN];
 			uint32_t off;
 			int code;
@@ -364,7 +364,7 @@ int nl_dump(int fd, const void *req, size_t len, uint32_t seq, nl_msg_cb on_msg,
 			goto out;
 		}
 		left = (size_t)n;
-		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left)) {
+		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = nl_next(nlh, &left)) {
 			if (nlh->nlmsg_seq != seq)
 				continue;
 			if (nlh->nlmsg_flags & NLM_F_DUMP_INTR)
@@ -439,7 +439,7 @@ int egw_genl_family(int fd, const char *name)
 			break;
 		}
 		left = (size_t)n;
-		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left)) {
+		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = nl_next(nlh, &left)) {
 			if (nlh->nlmsg_seq != seq)
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {

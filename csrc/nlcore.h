@@ -23,6 +23,22 @@ struct nlbuf {
 	int overflow;
 };
 
+/*
+ * Step to the next message without NLMSG_NEXT's size_t underflow: a final message whose length is
+ * not a multiple of 4 (never sent by the kernel, but possible in fuzzed input) ends the walk.
+ */
+static inline const struct nlmsghdr *nl_next(const struct nlmsghdr *h, size_t *left)
+{
+	size_t step = NLMSG_ALIGN(h->nlmsg_len);
+
+	if (step >= *left) {
+		*left = 0;
+		return h;
+	}
+	*left -= step;
+	return (const struct nlmsghdr *)((const uint8_t *)h + step);
+}
+
 /* appending */
 size_t nl_msg_begin(struct nlbuf *b, uint16_t type, uint16_t flags, uint32_t seq);
 void nl_msg_end(struct nlbuf *b, size_t off);

@@ -448,7 +448,7 @@ int egw_rt_parse(const uint8_t *buf, size_t len, struct egw_rt_op *ops, uint32_t
 	if (!buf || !n)
 		return -EINVAL;
 	x.cap = ops ? *n : 0;
-	for (nlh = (const struct nlmsghdr *)buf; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len))
+	for (nlh = (const struct nlmsghdr *)buf; NLMSG_OK(nlh, len); nlh = nl_next(nlh, &len))
 		dump_msg(&x, nlh);
 	*n = x.n;
 	return x.n > x.cap ? -ENOSPC : 0;
@@ -539,7 +539,7 @@ static int transact(int fd, struct nlbuf *b, uint32_t seq, nl_msg_cb on_msg, voi
 			break;
 		}
 		left = (size_t)n;
-		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = NLMSG_NEXT(nlh, left)) {
+		for (nlh = (const struct nlmsghdr *)rbuf; NLMSG_OK(nlh, left); nlh = nl_next(nlh, &left)) {
 			if (nlh->nlmsg_seq != seq)
 				continue;
 			if (nlh->nlmsg_type == NLMSG_ERROR) {

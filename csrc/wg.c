@@ -634,7 +634,7 @@ int egw_wg_parse(const uint8_t *buf, size_t len, struct egw_wg_device *dev,
 	s.cap_peers = peers ? *n_peers : 0;
 	s.cap_aips = aips ? *n_aips : 0;
 	memset(dev, 0, sizeof(*dev));
-	for (nlh = (const struct nlmsghdr *)buf; NLMSG_OK(nlh, len); nlh = NLMSG_NEXT(nlh, len))
+	for (nlh = (const struct nlmsghdr *)buf; NLMSG_OK(nlh, len); nlh = nl_next(nlh, &len))
 		parse_msg(&s, nlh);
 	return parse_finish(&s, n_peers, n_aips);
 }

@@ -11,13 +11,23 @@ Everything above this module deals in Python values; nothing here logs or echoes
 from __future__ import annotations
 
 import errno
+import importlib
 import ipaddress
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from egw._native import ffi, lib
+if os.environ.get("EGW_NATIVE_MODULE") == "_egw_native_asan":  # sanitizer build (csrc/ffibuild.py, mk/native.mk)
+    _mod = importlib.import_module("_egw_native_asan")
+    ffi, lib = _mod.ffi, _mod.lib
+    MODULE = "_egw_native_asan"
+    # libasan is preloaded for this process only: tools we start (ip, iptables) must not inherit it
+    os.environ.pop("LD_PRELOAD", None)
+else:
+    from egw._native import ffi, lib
+
+    MODULE = "egw._native"
 from egw.errors import PermanentError, TemporaryError
 from egw.model import net
 

@@ -187,3 +187,10 @@ def test_truncated_input_never_overreads() -> None:
     data = _load("route_dump.hex")
     for cut in range(0, len(data), 7):
         _native.rt_parse(data[:cut])
+
+
+def test_unaligned_last_message_ends_the_walk() -> None:
+    """Regression (found by the fuzzer): NLMSG_NEXT's size_t underflow on a final unaligned message."""
+    msg = struct.pack("=IHHII", 17, RTM_NEWROUTE, 0, 0, 0) + b"\0"
+    assert _native.rt_parse(msg + b"\xff" * 3) == []
+    assert _native.rt_parse(msg) == []

@@ -256,3 +256,9 @@ def test_plan_for_identical_state_is_empty() -> None:
     )
     state.listen_port = 6000
     assert not plan(desired, state)
+
+
+def test_unaligned_last_message_ends_the_walk() -> None:
+    """Regression (found by the fuzzer): NLMSG_NEXT's size_t underflow on a final unaligned message."""
+    msg = struct.pack("=IHHII", 21, FAMILY, 0, 0, 0) + genl(0) + b"\0"
+    assert _native.wg_parse(msg).peers == {}
