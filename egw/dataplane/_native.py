@@ -18,19 +18,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from egw.errors import PermanentError, TemporaryError
+from egw.model import net
+
 if os.environ.get("EGW_NATIVE_MODULE") == "_egw_native_asan":  # sanitizer build (csrc/ffibuild.py, mk/native.mk)
-    _mod = importlib.import_module("_egw_native_asan")
-    ffi, lib = _mod.ffi, _mod.lib
     MODULE = "_egw_native_asan"
     # libasan is preloaded for this process only: tools we start (ip, iptables) must not inherit it
     os.environ.pop("LD_PRELOAD", None)
 else:
-    from egw._native import ffi, lib
-
     MODULE = "egw._native"
-from egw.errors import PermanentError, TemporaryError
-from egw.model import net
-
+_mod = importlib.import_module(MODULE)
+ffi: Any = _mod.ffi
+lib: Any = _mod.lib
 AF_INET = 2
 AF_INET6 = 10
 NETLINK_ROUTE = lib.EGW_NETLINK_ROUTE
