@@ -21,13 +21,15 @@ from typing import Any
 from egw.errors import PermanentError, TemporaryError
 from egw.model import net
 
+_mod: Any
 if os.environ.get("EGW_NATIVE_MODULE") == "_egw_native_asan":  # sanitizer build (csrc/ffibuild.py, mk/native.mk)
     MODULE = "_egw_native_asan"
     # libasan is preloaded for this process only: tools we start (ip, iptables) must not inherit it
     os.environ.pop("LD_PRELOAD", None)
+    _mod = importlib.import_module(MODULE)
 else:
     MODULE = "egw._native"
-_mod = importlib.import_module(MODULE)
+    import egw._native as _mod  # type: ignore[no-redef]
 ffi: Any = _mod.ffi
 lib: Any = _mod.lib
 AF_INET = 2
