@@ -173,3 +173,38 @@ def test_masquerade_in_a_namespace(make_netns: Callable[[str], str], iptables: s
     counters = nsexec(router, iptables, "-w", "-t", "nat", "-L", "POSTROUTING", "-n", "-v", "-x")
     masq = [line.split() for line in counters.splitlines() if "MASQUERADE" in line]
     assert len(masq) == 1 and int(masq[0][0]) >= 1, counters
+
+
+def test_encrypted_traffic_between_two_kernel_peers(make_netns: Callable[[str], str]) -> None:
+    """A real handshake and ping through two in-kernel wg0s whose UDP rides a veth between namespaces."""
+    a, b = make_netns("a"), make_netns("b")
+    with IPRoute(netns=a) as ipr:
+        ipr.link("add", ifname="eth0", kind="veth", peer={"ifname": "eth0", "net_ns_fd": b})
+    keys = {a: _keypair(), b: _keypair()}
+    under = {a: "192.0.2.1", b: "192.0.2.2"}
+    inner = {a: "10.99.0.1", b: "10.99.0.2"}
+    for ns, other in ((a, b), (b, a)):
+        nsexec(ns, "ip", "addr", "add", f"{under[ns]}/24", "dev", "eth0")
+        nsexec(ns, "ip", "link", "set", "eth0", "up")
+        _add_wireguard(ns)
+        peer = {
+            "public_key": keys[other][1],
+            "endpoint_addr": under[other],
+            "endpoint_port": LISTEN_PORT,
+            "allowed_ips": [f"{inner[other]}/32"],
+        }
+        with WireGuard(netns=ns) as wg:
+            wg.set("wg0", private_key=keys[ns][0], listen_port=LISTEN_PORT, peer=peer)
+        nsexec(ns, "ip", "addr", "add", f"{inner[ns]}/24", "dev", "wg0")
+        nsexec(ns, "ip", "link", "set", "wg0", "up")
+
+    nsexec(a, "ping", "-c", "3", "-i", "0.2", "-W", "10", inner[b])
+
+    with WireGuard(netns=b) as wg:
+        (msg,) = wg.info("wg0")
+    (peer_a,) = _attrs(msg)["WGDEVICE_A_PEERS"]
+    pa = _attrs(peer_a)
+    assert pa["WGPEER_A_LAST_HANDSHAKE_TIME"]["tv_sec"] > 0
+    assert pa["WGPEER_A_RX_BYTES"] > 0 and pa["WGPEER_A_TX_BYTES"] > 0
+    # Roamed endpoint as the kernel saw it: a's underlay address and port.
+    assert (pa["WGPEER_A_ENDPOINT"]["addr"], pa["WGPEER_A_ENDPOINT"]["port"]) == (under[a], LISTEN_PORT)

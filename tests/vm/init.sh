@@ -33,7 +33,9 @@ r=/newroot
 mount -t proc proc $r/proc || fail "mount proc"
 mount -t sysfs sys $r/sys || fail "mount sys"
 mount -t devtmpfs dev $r/dev || fail "mount dev"
-mkdir -p $r/dev/pts $r/dev/shm
+mkdir -p $r/dev/pts $r/dev/shm $r/dev/net
+# What kmod's static-nodes would create: opening it autoloads tun (wireguard-go needs it).
+mknod -m 666 $r/dev/net/tun c 10 200
 mount -t devpts devpts $r/dev/pts
 mount -t tmpfs shm $r/dev/shm
 mount -t tmpfs -o mode=0755 run $r/run || fail "mount run"

@@ -411,13 +411,17 @@ def run(
 
     def pump() -> None:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            if not boot and line.startswith("EGW-VM-START"):
-                boot.append(time.monotonic() - start)
-            lines.append(line)
-            if echo:
-                echo(line)
+        # Written as it comes, so `tail -f <rundir>/console.log` follows a long batch.
+        with open(rundir / "console.log", "w", encoding="utf-8") as log:
+            for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip("\r\n")
+                if not boot and line.startswith("EGW-VM-START"):
+                    boot.append(time.monotonic() - start)
+                lines.append(line)
+                log.write(line + "\n")
+                log.flush()
+                if echo:
+                    echo(line)
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
@@ -441,7 +445,6 @@ def run(
         reader.join(timeout=5)
     total = time.monotonic() - start
     console = "\n".join(lines)
-    (rundir / "console.log").write_text(console + "\n")
     rc: int | None = None
     with contextlib.suppress(FileNotFoundError, ValueError):
         rc = int((rundir / "rc").read_text().strip())
