@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from egw.cni import conflist, plugin, skel
+from egw.cni import conflist, plugin, podnet, skel
 from egw.cni.conf import PodRef, parse_cni_args
 from egw.cni.server import KeyedLocks, ShimServer
 from egw.model import cniproto
@@ -38,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin-binary", type=Path, default=None, help="the compiled front end to install")
     p.add_argument("--exception-cidrs", default="", help="comma-separated node-level exception CIDRs")
     p.add_argument("--node-name", default=os.environ.get("MY_NODE_NAME", ""))
+    p.add_argument(
+        "--node-netns",
+        default=None,
+        help="netns path where pod WireGuard devices are born (default: our own, i.e. the node's)",
+    )
     p.add_argument("--kubeconfig", default=None)
     p.add_argument("--api-timeout", type=float, default=5.0, help="seconds per API call")
     p.add_argument("--conf-interval", type=float, default=1.0)
@@ -109,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     excluded = parse_exception_cidrs(args.exception_cidrs)
+    podnet.set_node_netns(args.node_netns)
     if args.cni_bin_dir and args.plugin_binary:
         install_binary(args.plugin_binary, args.cni_bin_dir)
 

@@ -30,6 +30,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -103,6 +104,21 @@ def run_in_netns(netns: str, fn: Callable[[], T], timeout: float = 30.0) -> T:
     return result["value"]  # type: ignore[no-any-return]
 
 
+_node_netns: str | None = None
+
+
+def set_node_netns(path: str | None) -> None:
+    """Where WireGuard devices are born (their UDP socket's netns). None: cni-manager's own netns, which is
+    the node's in a DaemonSet with hostNetwork; tests run cni-manager on the host (to reach the API server on
+    loopback) and point this at a throwaway "node" netns."""
+    global _node_netns
+    _node_netns = path
+
+
+def in_node_netns(fn: Callable[[], T]) -> T:
+    return fn() if _node_netns is None else run_in_netns(_node_netns, fn)
+
+
 # ------------------------------------------------------------------------------------------ observe
 
 
@@ -164,8 +180,15 @@ def _observe_here(eth: str) -> Observed:
     )
 
 
-def observe(netns: str, eth: str) -> Observed:
-    return run_in_netns(netns, lambda: _observe_here(eth))
+def observe(netns: str, eth: str, link_local_wait: float = 3.0) -> Observed:
+    """Read the pod netns. eth0's IPv6 link-local only appears once the main plugin's veth has carrier,
+    which can be a moment after the main plugin returned: wait for it (bounded) rather than fail."""
+    deadline = time.monotonic() + link_local_wait
+    while True:
+        seen = run_in_netns(netns, lambda: _observe_here(eth))
+        if seen.ns.link_local is not None or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.01)
 
 
 # ---------------------------------------------------------------------------------------- iptables
@@ -283,11 +306,21 @@ def _start_wireguard_go(name: str) -> str:
     os.makedirs(UAPI_DIR, mode=0o700, exist_ok=True)
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LOG_LEVEL": "error"}
     # Daemonises: the parent returns once the child runs; the device outlives cni-manager restarts.
-    proc = subprocess.run(
-        [exe, name], env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=15, check=False
-    )
-    if proc.returncode != 0:
-        raise PodNetError(f"wireguard-go {name} failed to start: {proc.stderr.strip()[-300:]}")
+    # Not a pipe: the daemonised child inherits stdout/stderr and would hold a pipe open forever.
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.run(
+            [exe, name],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            timeout=15,
+            check=False,
+        )
+        if proc.returncode != 0:
+            errors.seek(0)
+            text = errors.read().decode(errors="replace").strip()
+            raise PodNetError(f"wireguard-go {name} failed to start: {text[-300:]}")
     path = f"{UAPI_DIR}/{name}.sock"
     _wait_socket(path)
     return path
@@ -379,10 +412,16 @@ def _setup_pod_side(plan: pod.PodPlan, temp_name: str | None, fault: Callable[[s
         ipr.link("set", index=wg, mtu=plan.mtu)
         with contextlib.suppress(FileNotFoundError):
             _write_sysctl(f"net/ipv6/conf/{plan.wg_ifname}/disable_ipv6", "0")
+            # No kernel-made link-local on wg0 (a TUN gets a random one): it carries exactly eth0's.
+            _write_sysctl(f"net/ipv6/conf/{plan.wg_ifname}/addr_gen_mode", "1")
         ipr.link("set", index=wg, state="up")
+        want = (str(plan.wg_address.ip), plan.wg_address.network.prefixlen)
         have = {(a.get("address"), a["prefixlen"]) for a in ipr.get_addr(family=socket.AF_INET6, index=wg)}
-        if (str(plan.wg_address.ip), plan.wg_address.network.prefixlen) not in have:
-            ipr.addr("add", index=wg, address=str(plan.wg_address.ip), prefixlen=plan.wg_address.network.prefixlen)
+        for addr, plen in have - {want}:
+            with contextlib.suppress(NetlinkError):
+                ipr.addr("del", index=wg, address=addr, prefixlen=plen)
+        if want not in have:
+            ipr.addr("add", index=wg, address=want[0], prefixlen=want[1])
         fault("routes")
         by_name = {plan.eth: eth, plan.wg_ifname: wg}
         # Table 8738 and the host route first, so the gateway stays reachable at every step.
@@ -433,12 +472,12 @@ def setup(
         if have_wg:
             # A wg0 we cannot configure (not ours, or its process died): replace it.
             run_in_netns(netns, lambda: _delete_wg0_here())
-        _fresh_node_device(name)  # cni-manager runs in the node netns
+        in_node_netns(lambda: _fresh_node_device(name))
         fault("link-created")
         temp_name = name
     _configure_wg(sock_path, private_key, plan)
     if temp_name is not None:
-        _move_into(name, netns)
+        in_node_netns(lambda: _move_into(name, netns))
         fault("link-moved")
     between()
     run_in_netns(netns, lambda: _setup_pod_side(plan, temp_name, fault))
@@ -508,9 +547,13 @@ def remove_device(name: str) -> list[str]:
     """Remove device ``name`` if it is still in the node netns (ADD interrupted before the move) and end
     its wireguard-go if the TUN is gone elsewhere or the device is orphaned (GC). Never raises."""
     problems = []
-    try:
+
+    def delete() -> None:
         with IPRoute() as ipr:
             _delete_link(ipr, name)
+
+    try:
+        in_node_netns(delete)
     except Exception as exc:
         problems.append(f"node netns cleanup: {exc}")
     _stop_orphan_wireguard_go(name)
