@@ -288,3 +288,36 @@ def test_sweep_deletes_endpoints_of_gone_pods(chain: Chain) -> None:
         chain.api.create(k8s.POD_ENDPOINTS, body, chain.namespace)
     wait_for("cni-manager's sweep to remove the orphan", lambda: chain.endpoint("ghost") is None, log=chain.log)
     assert chain.endpoint("elsewhere") is not None  # another node's PodEndpoints are not ours to judge
+
+
+def test_kill_9_of_the_plugin_mid_add_then_del_leaves_nothing(chain: Chain) -> None:
+    chain.sgc()
+    sb = chain.pod("killed")
+    net = chain.runtime.network()
+    ptp = next(p for p in net["plugins"] if p["type"] == "ptp")
+    prev = chain.runtime._exec("ptp", "ADD", sb, chain.runtime._conf(net, ptp, None), {})
+    ours = next(p for p in net["plugins"] if p["type"] == cniproto.PLUGIN_TYPE)
+    env = {
+        "PATH": os.environ["PATH"],
+        "CNI_COMMAND": "ADD",
+        "CNI_CONTAINERID": sb.container_id,
+        "CNI_NETNS": sb.netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": sb.cni_args(),
+    }
+    shim = subprocess.Popen(
+        [str(chain.runtime.bin_dir / cniproto.PLUGIN_TYPE)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    assert shim.stdin is not None
+    shim.stdin.write(json.dumps(chain.runtime._conf(net, ours, prev)).encode())
+    shim.stdin.close()
+    sock = f"{podnet.UAPI_DIR}/{podnet.temp_link_name(sb.container_id)}.sock"
+    wait_for("the ADD to be under way (WireGuard device started)", lambda: os.path.exists(sock), log=chain.log)
+    shim.kill()
+    shim.wait(10)
+    # The runtime saw the ADD fail and now DELs the whole chain with what it has (no cached result).
+    assert all(f.plugin == "ptp" for f in chain.runtime.delete(sb))
+    assert "wg0" not in pod_view(sb)["links"]
+    assert chain.endpoint("killed") is None
+    assert podnet.temp_link_name(sb.container_id) not in chain.node.ip("-o", "link")
+    wait_for("wireguard-go to exit", lambda: not podnet._pids_of(podnet.temp_link_name(sb.container_id)))
