@@ -15,6 +15,7 @@ tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -34,7 +35,7 @@ sys.path.insert(0, str(REPO))
 from egw.k8s import client as k8s  # noqa: E402
 from tests.cni.harness import start_chain  # noqa: E402
 from tests.cni.runtime import Sandbox  # noqa: E402
-from tests.fixtures.apiserver import ControlPlane, testbin_dir  # noqa: E402
+from tests.fixtures.apiserver import running_control_plane  # noqa: E402
 from tests.fixtures.netns import NetnsFactory  # noqa: E402
 
 SHIM = REPO / "build" / "bin" / "kube-egress-gateway-cni"
@@ -165,12 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not SHIM.exists():
         subprocess.run(["make", "-C", str(REPO), "cni-shim"], check=True)
+    stack = contextlib.ExitStack()
     work = Path(tempfile.mkdtemp(prefix="egwb-"))
-    cp = ControlPlane(workdir=work / "cp", bin_dir=testbin_dir())
-    (work / "cp").mkdir()
     factory = NetnsFactory()
     try:
-        cp.start()
+        cp = stack.enter_context(running_control_plane())
         api = k8s.Client.from_kubeconfig(cp.kubeconfig)
         ns = "bench-cni"
         api.create(k8s.NAMESPACES, {"metadata": {"name": ns}})
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         api.close()
     finally:
         factory.cleanup()
-        cp.stop()
+        stack.close()
         shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -69,11 +69,11 @@ class KubeCluster:
                     f"{ref.key}: {type(exc).__name__}",
                 ) from None
         meta = obj.get("metadata") or {}
-        return PodInfo(
-            uid=str(meta.get("uid") or ""),
-            annotations=dict(meta.get("annotations") or {}),
-            node_name=str((obj.get("spec") or {}).get("nodeName") or ""),
-        )
+        node = str((obj.get("spec") or {}).get("nodeName") or "")
+        if self.node_name and node != self.node_name:
+            # Defence in depth behind the root-only socket: only this node's pods get a tunnel from here.
+            raise CniError(conf.ERR_FOREIGN_POD, "pod is not scheduled on this node", f"{ref.key} on {node!r}")
+        return PodInfo(uid=str(meta.get("uid") or ""), annotations=dict(meta.get("annotations") or {}), node_name=node)
 
     def ready(self) -> bool:
         if self.pods.has_synced:

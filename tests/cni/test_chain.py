@@ -321,3 +321,65 @@ def test_kill_9_of_the_plugin_mid_add_then_del_leaves_nothing(chain: Chain) -> N
     assert chain.endpoint("killed") is None
     assert podnet.temp_link_name(sb.container_id) not in chain.node.ip("-o", "link")
     wait_for("wireguard-go to exit", lambda: not podnet._pids_of(podnet.temp_link_name(sb.container_id)))
+
+
+def cnitool(chain: Chain, verb: str, sb: Sandbox) -> subprocess.CompletedProcess[str]:
+    """The CNI project's own runtime stand-in (built by `make testbin`), run in the node netns."""
+    from tests.fixtures.apiserver import find_testbin_dir
+
+    exe = find_testbin_dir() / "cnitool"
+    if not exe.exists():
+        pytest.skip(f"cnitool missing in {find_testbin_dir()} (make testbin)")
+    env = {
+        "PATH": os.environ["PATH"],
+        "NETCONFPATH": str(chain.conf_dir),
+        "CNI_PATH": str(chain.runtime.bin_dir),
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": f"IgnoreUnknown=1;K8S_POD_NAMESPACE={sb.namespace};K8S_POD_NAME={sb.name};K8S_POD_UID={sb.uid}",
+    }
+    argv = ["nsenter", f"--net={chain.node.path}", "--", str(exe), verb, chain.runtime.network()["name"], sb.netns]
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cnitool_drives_the_chain(chain: Chain) -> None:
+    chain.sgc()
+    gw_pod, plain = chain.pod("tool-gw"), chain.pod("tool-plain", sgc=None)
+    for sb in (gw_pod, plain):
+        out = cnitool(chain, "add", sb)
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert [i["address"] for i in json.loads(out.stdout)["ips"]] == ["10.244.0.2/24", "10.244.0.3/24"][
+            sb is plain : (sb is plain) + 1
+        ]
+    assert "wg0" in pod_view(gw_pod)["links"] and "wg0" not in pod_view(plain)["links"]
+    pe = chain.endpoint("tool-gw")
+    assert pe is not None and pe["metadata"]["annotations"][cniproto.CONTAINER_ID_ANNOTATION].startswith("cnitool-")
+    assert chain.endpoint("tool-plain") is None
+    for sb in (gw_pod, plain):
+        out = cnitool(chain, "del", sb)
+        assert out.returncode == 0, out.stderr + out.stdout
+    assert chain.endpoint("tool-gw") is None
+    assert "wg0" not in pod_view(gw_pod)["links"]
+
+
+def test_pod_of_another_node_is_refused(chain: Chain) -> None:
+    chain.sgc()
+    obj = chain.api.create(
+        k8s.PODS,
+        {
+            "metadata": {
+                "name": "elsewhere",
+                "namespace": chain.namespace,
+                "annotations": {cniproto.GATEWAY_ANNOTATION: "gw"},
+            },
+            "spec": {"nodeName": "some-other-node", "containers": [{"name": "c", "image": "registry.invalid/pause"}]},
+        },
+        chain.namespace,
+    )
+    sb = Sandbox(
+        uuid.uuid4().hex, chain.make_ns("elsewhere").path, chain.namespace, "elsewhere", obj["metadata"]["uid"]
+    )
+    with pytest.raises(CniFailure) as exc:
+        chain.runtime.add(sb)
+    assert exc.value.plugin == cniproto.PLUGIN_TYPE and exc.value.code == 104
+    assert chain.endpoint("elsewhere") is None and "wg0" not in pod_view(sb)["links"]
+    assert all(f.plugin == "ptp" for f in chain.runtime.delete(sb))
