@@ -161,6 +161,20 @@ def test_seed_layout_traffic_status_probe_and_metrics(world: tuple[World, Topolo
     assert any(rec.get("object", {}).get("key") == gw.key for rec in logs)
     assert gw.private_key not in w.log()
 
+    # --- drift is repaired by the periodic resync: a deleted rule, peer, route and exemption come back
+    ns.iptables_restore("*nat\n-F POSTROUTING\nCOMMIT\n")
+    run(["wg", "set", gw.birth, "peer", pod_pub, "remove"])
+    ns.ip("route", "del", "10.244.0.20/32", "dev", "wg0", check=False)
+    gwnode.iptables_restore(f"*nat\n{exemption.replace('-A ', '-D ', 1)}\nCOMMIT\n")
+    wait_for(
+        lambda: "-A POSTROUTING -o host0 -j MASQUERADE" in ns.iptables_save("nat")
+        and pod_pub in w.wg_show(gw)
+        and "10.244.0.20" in {r["dst"] for r in ns.routes()}
+        and exemption in gwnode.iptables_save("nat").splitlines(),
+        timeout=30,
+        what="drift repaired by the resync",
+    )
+
     # --- drain on SIGTERM: 503 at once, exit 0 after the drain delay, datapath left in place
     w.proc.send_signal(signal.SIGTERM)  # type: ignore[union-attr]
     wait_for(lambda: w.probe(gw.uid) == 503, timeout=5, what="503 while draining")
