@@ -177,10 +177,11 @@ class Reconciler:
         """Notice dead wireguard-go processes between resyncs; the gateway is rebuilt by its reconcile."""
         while not self._stop.wait(1.0):
             for key, st in list(self.states.items()):
-                if not self.kernel.wg_alive(st.plan):
+                # stat and /proc reads only: the worker thread owns the netlink sockets
+                if not self.kernel.wg_alive(st.plan) or not self.kernel.netns_exists(st.plan.netns):
                     if st.plan.uid in self.ready_uids:
                         logs.obj_log(log, "StaticGatewayConfiguration", key).warning(
-                            "wireguard-go of %s is gone; rebuilding", st.plan.netns
+                            "%s lost its namespace or wireguard-go; rebuilding", st.plan.netns
                         )
                     self.ready_uids.discard(st.plan.uid)
                     self.queue.add("gw:" + key)

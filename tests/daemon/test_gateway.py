@@ -248,7 +248,8 @@ def test_invalid_endpoints_gc_and_apiserver_outage(
     pod_obj["status"] = {"podIP": "10.244.0.99", "podIPs": [{"ip": "10.244.0.99"}]}
     w.api.replace_status(k8s.PODS, pod_obj)
     wrong = w.create_pod_endpoint("pod-b", "10.244.0.21/32", genkey()[1])
-    gw2 = w.create_gateway("gw002", "10.243.0.16", PORT + 1, "10.243.0.17", PRIMARY)
+    # gateways of one pool share the ILB frontend IP (one LB rule port each)
+    gw2 = w.create_gateway("gw002", ILB, PORT + 1, "10.243.0.17", PRIMARY)
     broken = w.create_gateway("gw003", "10.243.0.26", PORT + 2, "10.243.0.27", PRIMARY)
     w.api.delete(k8s.SECRETS, "gw003", w.namespace)  # its key is unreadable: gw003 cannot be built
     w.start()
@@ -259,9 +260,10 @@ def test_invalid_endpoints_gc_and_apiserver_outage(
     w.api.delete(k8s.STATIC_GATEWAY_CONFIGURATIONS, "gw002", w.namespace)
     wait_for(lambda: not Netns(gw2.netns).exists(), what="deleted gateway's namespace removed")
     assert w.probe(gw2.uid) == 503
-    assert f"gw-{gw2.uid[:8]}" not in gwnode.links() and "10.243.0.16" not in gwnode.ip("-4", "addr")
+    assert f"gw-{gw2.uid[:8]}" not in gwnode.links() and "10.243.0.17" not in gwnode.ip("-4", "route")
     assert gw2.netns not in gwnode.iptables_save("nat")
-    assert w.probe(gw.uid) == 200 and Netns(gw.netns).exists() and ILB in gwnode.ip("-4", "addr")
+    # the shared ILB IP stays: gw001 still uses it
+    assert w.probe(gw.uid) == 200 and Netns(gw.netns).exists() and f"{ILB}/32" in gwnode.ip("-4", "addr")
     ev = wait_for(lambda: w.events_for(dup["metadata"]["uid"]), what="event on the duplicate")
     assert ev[0]["type"] == "Warning" and ev[0]["reason"] == "InvalidPodEndpoint"
     assert (
