@@ -280,6 +280,8 @@ class Reconciler:
         old = self.states.get(key)
         if old is not None and old.plan.netns != plan.netns:
             self.queue.add(GC_KEY)  # the ILB IP changed: the old namespace goes
+        if not (self.kernel.netns_exists(plan.netns) and self.kernel.wg_alive(plan)):
+            self.ready_uids.discard(plan.uid)  # being (re)built: the probe says 503 until it is done
         before = self.kernel.writes
         self.kernel.ensure_gateway(plan)
         pes = plan_peers.endpoints_for(self.pes.items(), str(sgc.metadata.namespace), sgc.metadata.name)

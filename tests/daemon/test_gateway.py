@@ -167,10 +167,12 @@ def test_seed_layout_traffic_status_probe_and_metrics(world: tuple[World, Topolo
     ns.ip("route", "del", "10.244.0.20/32", "dev", "wg0", check=False)
     gwnode.iptables_restore(f"*nat\n{exemption.replace('-A ', '-D ', 1)}\nCOMMIT\n")
     wait_for(
-        lambda: "-A POSTROUTING -o host0 -j MASQUERADE" in ns.iptables_save("nat")
-        and pod_pub in w.wg_show(gw)
-        and "10.244.0.20" in {r["dst"] for r in ns.routes()}
-        and exemption in gwnode.iptables_save("nat").splitlines(),
+        lambda: (
+            "-A POSTROUTING -o host0 -j MASQUERADE" in ns.iptables_save("nat")
+            and pod_pub in w.wg_show(gw)
+            and "10.244.0.20" in {r["dst"] for r in ns.routes()}
+            and exemption in gwnode.iptables_save("nat").splitlines()
+        ),
         timeout=30,
         what="drift repaired by the resync",
     )
@@ -225,7 +227,15 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
     pid_file = w.state_dir / f"{gw.birth}.pid"
     old_pid = int(pid_file.read_text())
     os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: int(pid_file.read_text() or 0) != old_pid and w.probe(gw.uid) == 200, what="wireguard-go back")
+
+    def current_pid() -> int:
+        try:
+            return int(pid_file.read_text())
+        except (OSError, ValueError):  # between the old process's cleanup and the new one's start
+            return 0
+
+    wait_for(lambda: current_pid() not in (0, old_pid), what="a new wireguard-go")
+    wait_for(lambda: w.probe(gw.uid) == 200, what="probe healthy again")
     dump = [ln.split("\t") for ln in w.wg_show(gw).splitlines()]
     assert dump[0][1] == gw.public_key and dump[0][2] == str(PORT)
     wait_for(lambda: [ln.split("\t")[3] for ln in w.wg_show(gw).splitlines()[1:]] == ["10.244.0.20/32"], what="peer")
