@@ -197,6 +197,8 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
     _pod_tunnel(topo, wg_factory, gw, pod_priv)
     ping = _ping(pod.ns, 200)  # ~10 s of continuous traffic through the tunnel
     time.sleep(1.0)
+    # the kernel's own IPv6 duplicate address detection on host0 must be over: it is not our write
+    wait_for(lambda: not run(["ip", "-n", gw.netns, "-6", "addr", "show", "tentative"]).strip(), what="DAD done")
     # rtnetlink monitors on both namespaces count every kernel change during the restart
     monitors = [
         subprocess.Popen(["ip", "-n", name, "-o", "monitor", "link", "address", "route"], stdout=subprocess.PIPE,
