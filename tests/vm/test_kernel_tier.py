@@ -79,6 +79,7 @@ def _outer(
         env["PATH"] = path
     xml = tmp_path / "junit.xml"
     argv = [sys.executable, "-m", "pytest", "-p", "tests.fixtures.kernel", "-p", "no:cacheprovider", "-rA"]
+    argv += ["-p", "no:hypothesispytest"]  # forwarded into the VM too: a lighter inner start
     argv += ["--strict-markers", f"--junitxml={xml}", "-k", "not deselected", *args]
     proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, check=False)
     outcomes: dict[str, str] = {}
