@@ -281,7 +281,9 @@ def prepare(log: Log = _say) -> Image:
         tmp.write_text(kver + "\n")
         tmp.rename(root / "current")
         for stale in root.iterdir():
-            if stale.is_dir() and KERNEL_PACKAGE_RE.match(f"linux-image-{stale.name}") and stale.name != kver:
+            superseded = stale.is_dir() and stale.name != kver and KERNEL_PACKAGE_RE.match(f"linux-image-{stale.name}")
+            # A day's grace: a session that started on the old kernel may still have it mounted.
+            if superseded and time.time() - stale.stat().st_mtime > 86400:
                 log(f"removing superseded kernel {stale.name}")
                 shutil.rmtree(stale, ignore_errors=True)
         log(f"ready: {image.kernel} + {image.initrd.name}")
@@ -312,7 +314,13 @@ def cached_image(log: Log = _say) -> Image:
     return prepare(log)
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 def _cmd_script(argv: Sequence[str], cwd: str, env: Mapping[str, str]) -> str:
+    """The guest's command as a shell script; every value is quoted, names are checked."""
+    if bad := [k for k in env if not _ENV_NAME.match(k)]:
+        raise ValueError(f"environment variable names not allowed in the VM command: {bad!r}")
     lines = ["# written by tests/vm/runner.py; run by the VM's init inside the chroot", "set -u"]
     lines += [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
     lines += [f"cd {shlex.quote(cwd)} || exit 125", "exec " + shlex.join(argv)]
