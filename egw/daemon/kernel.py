@@ -31,7 +31,6 @@ import logging
 import os
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -105,7 +104,6 @@ class GatewayKernel:
         self.writes_by_kind: dict[str, int] = {}
         self._on_write = on_write
         self._iprs: dict[str | None, IPRoute] = {}
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------- plumbing
 
@@ -504,15 +502,6 @@ class GatewayKernel:
             if a.get_attr("IFA_ADDRESS") == str(ilb) and a["prefixlen"] == 32:
                 node.addr("del", index=a["index"], address=str(ilb), prefixlen=32)
                 self._write("addr")
-
-    def gateway_ok(self, plan: plan_gateway.GatewayPlan) -> bool:
-        """Cheap liveness check for the LB probe path: namespace, wg0 and its process are there."""
-        if not self.netns_exists(plan.netns) or not self.wg_alive(plan):
-            return False
-        try:
-            return self._index(self.ipr(plan.netns), plan.wg_ifname) is not None
-        except (OSError, NetlinkError):
-            return False
 
 
 def _key_bytes(text: str) -> bytes:

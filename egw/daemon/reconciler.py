@@ -21,7 +21,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +101,6 @@ class Reconciler:
         self._empty_gc_seen = 0
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.last_status_names: set[str] = set()
         self._rejected: dict[str, dict[str, str]] = {}  # gateway -> PodEndpoint -> reason already reported
 
     # ------------------------------------------------------------------------------- events
@@ -432,7 +430,6 @@ class Reconciler:
             ):
                 self.api.delete(rt, name, self.s.namespace, uid=cur["metadata"].get("uid"))
                 self.metrics.status_writes.inc()
-        self.last_status_names = wanted
 
     # -------------------------------------------------------------------------------- probe
 
@@ -444,7 +441,3 @@ def _b64(text: str) -> bytes:
     import base64
 
     return base64.b64decode(text)
-
-
-def state_summary(states: Mapping[str, GatewayState]) -> dict[str, Any]:
-    return {k: {"netns": s.plan.netns, "peers": len(s.observed.peers)} for k, s in states.items()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -103,7 +102,6 @@ class Client:
         self._api = api_client
         self._api.user_agent = user_agent
         self.timeout = timeout
-        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------------------ construction
 

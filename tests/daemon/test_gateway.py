@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -75,6 +76,49 @@ def _ping_result(proc: subprocess.Popen[str]) -> tuple[int, int]:
     sent = int(line.split()[0])
     received = int(line.split(",")[1].split()[0])
     return sent, received
+
+
+_ECHO_SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 8080)); s.listen(1); print("ready", flush=True)
+c, _ = s.accept(); c.settimeout(60)
+while data := c.recv(65536):
+    c.sendall(data)
+"""
+_STREAM_CLIENT = """
+import socket, sys, time
+c = socket.create_connection((sys.argv[1], 8080), timeout=30)
+n, deadline = 0, time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    msg = b"x" * 100
+    c.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = c.recv(100 - len(got))
+        if not chunk:
+            sys.exit("connection closed by peer")
+        got += chunk
+    n += 1
+    time.sleep(0.02)
+print("ok", n, flush=True)
+"""
+
+
+def _tcp_stream(
+    server_ns: Netns, client_ns: Netns, seconds: float
+) -> tuple[subprocess.Popen[str], subprocess.Popen[str]]:
+    """A TCP echo flow from the pod to the internet, one message every 20 ms for ``seconds``."""
+    server = subprocess.Popen(
+        ["ip", "netns", "exec", server_ns.name, sys.executable, "-c", _ECHO_SERVER, INTERNET_HOST],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert server.stdout is not None and server.stdout.readline().strip() == "ready"
+    client = subprocess.Popen(
+        ["ip", "netns", "exec", client_ns.name, sys.executable, "-c", _STREAM_CLIENT, INTERNET_HOST, str(seconds)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    return server, client
 
 
 def test_seed_layout_traffic_status_probe_and_metrics(world: tuple[World, Topology], wg_factory: WgFactory) -> None:
@@ -196,6 +240,9 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
     wait_for(lambda: _ready(w, gw, 1), what="gateway ready")
     _pod_tunnel(topo, wg_factory, gw, pod_priv)
     ping = _ping(pod.ns, 200)  # ~10 s of continuous traffic through the tunnel
+    inet = topo.internet
+    assert inet is not None
+    server, client = _tcp_stream(inet.ns, pod.ns, 9.0)  # and an established TCP flow across the restart
     time.sleep(1.0)
     # the kernel's own IPv6 duplicate address detection on host0 must be over: it is not our write
     wait_for(lambda: not run(["ip", "-n", gw.netns, "-6", "addr", "show", "tentative"]).strip(), what="DAD done")
@@ -224,6 +271,11 @@ def test_restart_with_traffic_writes_nothing(world: tuple[World, Topology], wg_f
         strip(topo.nodes["gwnode"].ns.iptables_save("nat")),
     ]
     assert sent - received <= 2, f"lost {sent - received} of {sent} pings across the restart"
+    out, _ = client.communicate(timeout=60)
+    server.kill()
+    server.wait()
+    assert client.returncode == 0 and out.startswith("ok "), f"TCP flow broken across the restart: {out}"
+    print(f"restart: TCP flow kept, {out.split()[1]} echoes")
 
     # --- wireguard-go dies: the daemon notices, starts a new one and re-applies key, port and peers
     pid_file = w.state_dir / f"{gw.birth}.pid"
