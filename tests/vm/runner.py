@@ -409,8 +409,13 @@ def run(
     lines: list[str] = []
     boot: list[float] = []
     start = time.monotonic()
+    argv_q = qemu_argv(image, rundir, memory_mb, guest_timeout=max(1, int(timeout) - 5))
+    if setpriv := shutil.which("setpriv"):
+        # QEMU gets its own session (a Ctrl-C meant for pytest must not kill it mid-report), so tie
+        # its life to ours instead: SIGKILL when the thread that started it goes away.
+        argv_q = [setpriv, "--pdeathsig", "KILL", "--", *argv_q]
     proc = subprocess.Popen(
-        qemu_argv(image, rundir, memory_mb, guest_timeout=max(1, int(timeout) - 5)),
+        argv_q,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
