@@ -32,6 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from egw.cni import podnet  # noqa: E402
 from egw.k8s import client as k8s  # noqa: E402
 from tests.cni.harness import start_chain  # noqa: E402
 from tests.cni.runtime import Sandbox  # noqa: E402
@@ -124,9 +125,27 @@ def bench_full_add(chain: Any, n_seq: int, n_conc: int, conc: int) -> dict[str, 
             raise RuntimeError(f"full ADD failed: {proc.stdout[:500]!r}")
         return ms
 
-    seq = [one(sb) for sb in pods[:n_seq]]
+    dels: list[float] = []
+
+    def delete(sb: Sandbox) -> None:
+        ms, _ = timed([str(SHIM)], shim_env(chain, sb, "DEL"), conf_for(chain, prevs[sb.container_id]))
+        dels.append(ms)
+        chain.runtime._exec("ptp", "DEL", sb, chain.runtime._conf(net, ptp, prevs[sb.container_id]), {})
+
+    # Live devices stay bounded: with wireguard-go each one holds an inotify instance and
+    # fs.inotify.max_user_instances (128 by default) caps how many can exist on the node at once.
+    seq = []
+    for sb in pods[:n_seq]:
+        seq.append(one(sb))
+        delete(sb)
+    par: list[float] = []
+    rest = pods[n_seq:]
     with ThreadPoolExecutor(conc) as pool:
-        par = list(pool.map(one, pods[n_seq:]))
+        for i in range(0, len(rest), conc):
+            batch = rest[i : i + conc]
+            par.extend(pool.map(one, batch))
+            for sb in batch:
+                delete(sb)
     phases: dict[str, list[float]] = {}
     for line in chain.log.read_text().splitlines():
         m = PHASE_RE.search(line)
@@ -134,11 +153,6 @@ def bench_full_add(chain: Any, n_seq: int, n_conc: int, conc: int) -> dict[str, 
             for part in m.group(3).split():
                 name, _, value = part.partition("=")
                 phases.setdefault(name, []).append(float(value.removesuffix("ms")))
-    dels = []
-    for sb in pods:  # teardown, timed as a by-product
-        ms, _ = timed([str(SHIM)], shim_env(chain, sb, "DEL"), conf_for(chain, prevs[sb.container_id]))
-        dels.append(ms)
-        chain.runtime._exec("ptp", "DEL", sb, chain.runtime._conf(net, ptp, prevs[sb.container_id]), {})
     return {
         "sequential": summary(seq),
         f"concurrent_{conc}": summary(par),
@@ -166,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not SHIM.exists():
         subprocess.run(["make", "-C", str(REPO), "cni-shim"], check=True)
+    before = set(os.listdir(podnet.UAPI_DIR)) if os.path.isdir(podnet.UAPI_DIR) else set()
     stack = contextlib.ExitStack()
     work = Path(tempfile.mkdtemp(prefix="egwb-"))
     factory = NetnsFactory()
@@ -185,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text + "\n")
         api.close()
     finally:
+        # wireguard-go does not exit when the netns holding its TUN is deleted: end what this run left.
+        for entry in set(os.listdir(podnet.UAPI_DIR)) - before if os.path.isdir(podnet.UAPI_DIR) else ():
+            if entry.startswith(podnet.POD_DEVICE_PREFIX):
+                podnet.remove_device(entry.removesuffix(".sock"))
         factory.cleanup()
         stack.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -287,15 +287,23 @@ def read_wg(container_id: str) -> WgState | None:
     return WgState(pub, port, peers)
 
 
-def _wait_socket(path: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_socket(path: str, name: str, timeout: float = 20.0) -> None:
+    """Until the new device answers on its UAPI socket; fail fast when its process died (e.g. wireguard-go
+    could not listen: each device takes one inotify instance, fs.inotify.max_user_instances is 128)."""
+    start = time.monotonic()
+    next_check = start + 0.2
     while True:
         try:
             _uapi(path, "get=1\n\n", timeout=1.0)
             return
         except (FileNotFoundError, ConnectionRefusedError, PodNetError):
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > start + timeout:
                 raise PodNetError(f"wireguard-go control socket {os.path.basename(path)} never answered") from None
+            if now > next_check:
+                next_check = now + 0.1
+                if not _pids_of(name):
+                    raise PodNetError(f"wireguard-go {name} exited before its control socket answered") from None
             time.sleep(0.002)
 
 
@@ -307,6 +315,7 @@ def _start_wireguard_go(name: str) -> str:
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LOG_LEVEL": "error"}
     # Daemonises: the parent returns once the child runs; the device outlives cni-manager restarts.
     # Not a pipe: the daemonised child inherits stdout/stderr and would hold a pipe open forever.
+    path = f"{UAPI_DIR}/{name}.sock"
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.run(
             [exe, name],
@@ -317,12 +326,14 @@ def _start_wireguard_go(name: str) -> str:
             timeout=15,
             check=False,
         )
-        if proc.returncode != 0:
+        try:
+            if proc.returncode != 0:
+                raise PodNetError(f"wireguard-go {name} exited {proc.returncode}")
+            _wait_socket(path, name)
+        except PodNetError as exc:
             errors.seek(0)
-            text = errors.read().decode(errors="replace").strip()
-            raise PodNetError(f"wireguard-go {name} failed to start: {text[-300:]}")
-    path = f"{UAPI_DIR}/{name}.sock"
-    _wait_socket(path)
+            text = errors.read().decode(errors="replace").strip()  # the daemonised child writes here too
+            raise PodNetError(f"{exc}: {text[-300:]}") from None
     return path
 
 

@@ -383,3 +383,31 @@ def test_pod_of_another_node_is_refused(chain: Chain) -> None:
     assert exc.value.plugin == cniproto.PLUGIN_TYPE and exc.value.code == 104
     assert chain.endpoint("elsewhere") is None and "wg0" not in pod_view(sb)["links"]
     assert all(f.plugin == "ptp" for f in chain.runtime.delete(sb))
+
+
+def test_concurrent_adds_with_shared_id_prefix(chain: Chain) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    chain.sgc()
+    sandboxes = []
+    for i in range(6):
+        sb = chain.pod(f"many-{i}")
+        sb.container_id = f"deadbeef{i:056x}"  # same first 8 characters, as reliability.md §1.8 case 7 asks
+        sandboxes.append(sb)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(chain.runtime.add, sandboxes))
+    assert len({r["ips"][0]["address"] for r in results}) == 6
+    keys = {wg_dump(sb)[0][1] for sb in sandboxes}
+    assert len(keys) == 6
+    for sb in sandboxes:
+        pe = chain.endpoint(sb.name)
+        assert pe is not None and pe["spec"]["podPublicKey"] == wg_dump(sb)[0][1]
+        assert (
+            pe["spec"]["podIpAddress"]
+            == next(r["ips"][0]["address"].split("/")[0] for r in results if r["interfaces"][-1]["sandbox"] == sb.netns)
+            + "/32"
+        )
+    assert "egwp" not in chain.node.ip("-o", "link")  # every temporary device was moved and renamed
+    with ThreadPoolExecutor(6) as pool:
+        assert list(pool.map(chain.runtime.delete, sandboxes)) == [[]] * 6
+    assert all(chain.endpoint(sb.name) is None for sb in sandboxes)
