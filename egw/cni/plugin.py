@@ -151,7 +151,7 @@ class Plugin:
         fault = self._fault(cmd)
         published = False
         try:
-            observed = podnet.observe(cmd.netns, cmd.ifname)
+            observed = podnet.observe(cmd.netns, cmd.ifname, mangle=False)  # setup reads mangle itself
             plan = pod.plan_pod(addrs.ipv4, observed.ns, gw, self._excluded(cmd))
             phases.mark("observe")
             private, public = new_private_key()

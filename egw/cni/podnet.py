@@ -149,7 +149,7 @@ def _route_from_msg(msg: Any, names: dict[int, str]) -> pod.Route | None:
     return pod.Route(table, ipaddress.IPv4Network(f"{dst}/{msg['dst_len']}"), dev, gw, scope, proto)
 
 
-def _observe_here(eth: str) -> Observed:
+def _observe_here(eth: str, mangle: bool) -> Observed:
     with IPRoute() as ipr:
         links = {link["index"]: link.get("ifname") for link in ipr.get_links()}
         if eth not in links.values():
@@ -176,16 +176,17 @@ def _observe_here(eth: str) -> Observed:
         ns=pod.PodNetns(eth, ll, tuple(routes)),
         has_wg=pod.WG_IFNAME in links.values(),
         rules=tuple(rules),
-        mangle=_mangle_lines(),
+        mangle=_mangle_lines() if mangle else (),
     )
 
 
-def observe(netns: str, eth: str, link_local_wait: float = 3.0) -> Observed:
+def observe(netns: str, eth: str, link_local_wait: float = 3.0, *, mangle: bool = True) -> Observed:
     """Read the pod netns. eth0's IPv6 link-local only appears once the main plugin's veth has carrier,
-    which can be a moment after the main plugin returned: wait for it (bounded) rather than fail."""
+    which can be a moment after the main plugin returned: wait for it (bounded) rather than fail.
+    ``mangle=False`` skips reading the mangle table (one iptables-save exec) when the caller reads it later."""
     deadline = time.monotonic() + link_local_wait
     while True:
-        seen = run_in_netns(netns, lambda: _observe_here(eth))
+        seen = run_in_netns(netns, lambda: _observe_here(eth, mangle))
         if seen.ns.link_local is not None or time.monotonic() > deadline:
             return seen
         time.sleep(0.01)
