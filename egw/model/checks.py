@@ -118,7 +118,7 @@ def reason_egress_prefix(value: Any) -> str | None:
 
 def reason_public_key(value: Any) -> str | None:
     if not keys.is_key(value):
-        return "must be a WireGuard key: 44 characters of standard base64 encoding 32 bytes"
+        return keys.KEY_MESSAGE
     return None
 
 
@@ -197,8 +197,16 @@ HOST_PREFIX = Check(
     ),
     reason_host_prefix,
 )
+# A CEL rule rather than minLength + pattern, so the apiserver answers with the same message as Python
+# (OpenAPI's own messages would be "should be at least 44 chars long" / "should match '^...'").
 PUBLIC_KEY = Check(
-    _string_schema(44, minLength=44, pattern=keys.KEY_PATTERN),
+    _string_schema(
+        44,
+        **_cel(
+            f"self.matches('{keys.KEY_PATTERN}')",
+            keys.KEY_MESSAGE,
+        ),
+    ),
     reason_public_key,
 )
 PORT = int_range(1, 65535)

@@ -14,6 +14,7 @@ from egw.model.errors import ValidationError
 KEY_LEN = 32
 # 42 free characters, then one whose low two bits are zero (32 bytes leave 2 padding bits), then "=".
 KEY_PATTERN = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$"
+KEY_MESSAGE = "must be a WireGuard key: 44 characters of standard base64 encoding 32 bytes"
 _KEY_RE = re.compile(KEY_PATTERN)
 
 
@@ -25,7 +26,7 @@ def parse_key(text: object, path: str = "key", *, secret: bool = False) -> bytes
         raise ValidationError.single(
             path,
             text,
-            "must be a WireGuard key: 44 characters of standard base64 encoding 32 bytes",
+            KEY_MESSAGE,
             secret=secret,
         )
     try:

@@ -78,5 +78,7 @@ def test_sgc_schema_rules() -> None:
     assert spec["properties"]["provisionPublicIps"]["default"] is True
     assert spec["properties"]["gatewayVmssProfile"]["properties"]["publicIpPrefixSize"]["maximum"] == 31
     pe = crdgen.crd(crds.POD_ENDPOINT)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    assert pe["properties"]["podPublicKey"]["pattern"].startswith("^[A-Za-z0-9+/]{42}")
+    key_rule = pe["properties"]["podPublicKey"]["x-kubernetes-validations"][0]
+    assert key_rule["rule"].startswith("self.matches('^[A-Za-z0-9+/]{42}")
+    assert key_rule["message"] == "must be a WireGuard key: 44 characters of standard base64 encoding 32 bytes"
     assert "prefixLength()" in pe["properties"]["podIpAddress"]["x-kubernetes-validations"][0]["rule"]
