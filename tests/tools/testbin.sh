@@ -67,7 +67,7 @@ build() {
   echo ">> testbin: $mod built in $((SECONDS - start)) s"
 }
 
-[ -e "$dir/.done.kube" ] || echo ">> testbin: a cold build takes 10-20 minutes on 2 cores (Go build cache: $(go env GOCACHE))"
+[ -e "$dir/.done.kube" ] || echo ">> testbin: a cold build takes 13-30 minutes on 2 cores (Go build cache: $(go env GOCACHE))"
 kver=$(modver kube k8s.io/kubernetes)
 kminor=${kver#v1.}; kminor=${kminor%%.*}
 kld=""
