@@ -316,30 +316,7 @@ class Reconciler:
         if not self.synced() or not all(i.connected for i in self._informers()):
             log.info("gc skipped: caches not fresh (API server unreachable?)")
             return
-        wanted: set[str] = set()
-        for raw in self.sgcs.items():
-            meta = raw.get("metadata") or {}
-            if meta.get("deletionTimestamp"):
-                continue
-            gsp = ((raw.get("status") or {}).get("gatewayServerProfile")) or {}
-            try:
-                netns = names.netns_name(str(meta.get("uid")), str(gsp.get("ip")))
-            except ValidationError:
-                continue
-            key = f"{meta.get('namespace')}/{meta.get('name')}"
-            vmc_raw = self.vmcs.get(key)
-            if vmc_raw is not None:
-                try:
-                    vmc = crds.GatewayVMConfiguration.from_dict(vmc_raw)
-                except ValidationError:
-                    vmc = None
-                if (
-                    vmc is not None
-                    and vmc.status is not None
-                    and plan_gateway.vm_profile(vmc, self.s.node_name) is None
-                ):
-                    continue  # not (or no longer) a gateway for this node
-            wanted.add(netns)
+        wanted = plan_gateway.wanted_namespaces(self.sgcs.items(), self.vmcs.get, self.s.node_name)
         owned = self.kernel.list_owned()
         stale = [n for n in owned if n not in wanted]
         if stale and not wanted and not self.sgcs.keys():

@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -201,3 +201,36 @@ def plan_gateway(
         node_ifname=node.ifname,
         private_key=private_key,
     )
+
+
+def wanted_namespaces(
+    sgcs: Iterable[Mapping[str, Any]],
+    vmc_of: Callable[[str], Mapping[str, Any] | None],
+    node_name: str,
+) -> set[str]:
+    """Gateway namespaces this node must keep (garbage collection removes every other one of ours).
+
+    Conservative on purpose, because removing a namespace breaks every tunnel through it: an SGC that is
+    not ready yet but has a UID and ILB IP keeps its namespace, and so does one whose
+    GatewayVMConfiguration is missing or has no status yet. Only a deleted (or deleting) SGC, or a
+    GatewayVMConfiguration whose status no longer lists this node, lets a namespace go."""
+    wanted: set[str] = set()
+    for raw in sgcs:
+        meta = raw.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        gsp = ((raw.get("status") or {}).get("gatewayServerProfile")) or {}
+        try:
+            netns = names.netns_name(str(meta.get("uid")), str(gsp.get("ip")))
+        except ValidationError:
+            continue
+        vmc_raw = vmc_of(f"{meta.get('namespace')}/{meta.get('name')}")
+        if vmc_raw is not None:
+            try:
+                vmc: crds.GatewayVMConfiguration | None = crds.GatewayVMConfiguration.from_dict(vmc_raw)
+            except ValidationError:
+                vmc = None
+            if vmc is not None and vmc.status is not None and vm_profile(vmc, node_name) is None:
+                continue  # not (or no longer) a gateway for this node
+        wanted.add(netns)
+    return wanted

@@ -125,3 +125,20 @@ def test_node_exemption_document_diffs_only_our_rule() -> None:
     gone = iptables.node_exemption_document(converged, NETNS, None)
     assert gone == f"*nat\n-D POSTROUTING {want}\nCOMMIT\n"
     assert len(iptables.owned_exemptions(converged)) == 2
+
+
+def test_wanted_namespaces_is_conservative() -> None:
+    ready = s.sgc()
+    deleting = s.sgc(uid="27f83d68-4cab-422d-a3af-ed320a761cee")
+    deleting["metadata"].update(name="gw002", deletionTimestamp="2026-01-01T00:00:00Z")
+    moved_away = s.sgc(uid="37f83d68-4cab-422d-a3af-ed320a761cee")
+    moved_away["metadata"]["name"] = "gw003"
+    not_ready = s.sgc(uid="47f83d68-4cab-422d-a3af-ed320a761cee")
+    not_ready["metadata"]["name"] = "gw004"
+    del not_ready["status"]["egressIpPrefix"]
+    no_ip = s.sgc(uid="57f83d68-4cab-422d-a3af-ed320a761cee")
+    no_ip["metadata"]["name"] = "gw005"
+    del no_ip["status"]["gatewayServerProfile"]["ip"]
+    vmcs = {"default/gw001": s.vmc(), "default/gw003": s.vmc(node="other-node")}
+    wanted = gateway.wanted_namespaces([ready, deleting, moved_away, not_ready, no_ip], vmcs.get, "gw-node-0")
+    assert wanted == {NETNS, "gw-47f83d68-4cab-422d-a3af-ed320a761cee-10_243_0_6"}
