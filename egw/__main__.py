@@ -68,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     daemon_main.add_arguments(p)
     p.set_defaults(func=daemon_main.run)
+    p = sub.add_parser(
+        "gateway-status",
+        help="is this pod's peer ready on this gateway node? (reads the node's GatewayStatus shard)",
+        description="Print the ready-peer entry of a PodEndpoint from the node's GatewayStatus objects (exit 0), "
+        "or say that there is none (exit 1). Works however many shards the peers are split over.",
+    )
+    daemon_main.add_lookup_arguments(p)
+    p.set_defaults(func=daemon_main.run_lookup)
     p = sub.add_parser("cni-manager", help="per-node service behind the kube-egress-gateway-cni plugin")
     cni_manager.add_arguments(p)
     p.set_defaults(func=cni_manager.run)

@@ -9,11 +9,13 @@ restarted daemon adopts it and, when nothing drifted, writes nothing to the kern
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
 import threading
 from pathlib import Path
+from typing import Any
 
 from egw.daemon import logs
 from egw.daemon.kernel import GatewayKernel
@@ -22,6 +24,8 @@ from egw.daemon.probe import Probe
 from egw.daemon.reconciler import Reconciler, Settings
 from egw.daemon.wgdev import WireguardGo
 from egw.k8s import client as k8s
+from egw.model import names
+from egw.plan import status as plan_status
 
 log = logging.getLogger("egw.daemon")
 
@@ -119,4 +123,39 @@ def run(args: argparse.Namespace) -> int:
     kernel.close()
     api.close()
     log.info("egw daemon stopped; datapath left in place")
+    return 0
+
+
+def add_lookup_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("node", help="gateway node name")
+    p.add_argument("pod_endpoint", metavar="NAMESPACE/NAME", help="the PodEndpoint (= the pod) to look for")
+    p.add_argument(
+        "--namespace",
+        default=os.environ.get("MY_POD_NAMESPACE", "kube-egress-gateway-system"),
+        help="namespace of the GatewayStatus objects (default: %(default)s)",
+    )
+    p.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="kubeconfig (default: $KUBECONFIG)")
+
+
+def run_lookup(args: argparse.Namespace) -> int:
+    """Is this pod's peer ready on this node? One or two GETs, whatever the number of peers (shards)."""
+    api = k8s.Client.auto(args.kubeconfig, user_agent="egw-cli")
+    try:
+        objects: dict[str, Any] = {}
+        head = api.get_or_none(k8s.GATEWAY_STATUSES, args.node, args.namespace)
+        if head is not None:
+            objects[args.node] = head
+            count = int((head.get("spec") or {}).get("peerShardCount") or 1)
+            shard = names.status_shard_name(args.node, plan_status.shard_of(args.pod_endpoint, count))
+            if shard not in objects:
+                found = api.get_or_none(k8s.GATEWAY_STATUSES, shard, args.namespace)
+                if found is not None:
+                    objects[shard] = found
+        entry = plan_status.lookup(objects, args.node, args.pod_endpoint)
+    finally:
+        api.close()
+    if entry is None:
+        print(f"{args.pod_endpoint}: no ready peer on node {args.node}")
+        return 1
+    print(json.dumps(entry))
     return 0

@@ -11,6 +11,8 @@ import base64
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -101,6 +103,21 @@ def run_scale(w: World, n: int) -> ScaleResult:
     sizes = [len(json.dumps(o, separators=(",", ":"))) for o in objs]
     listed = sum(len(o["spec"].get("readyPeerConfigurations") or []) for o in objs)
     assert listed == n, f"GatewayStatus lists {listed} peers, expected {n}"
+
+    # "is this pod's peer ready on this node?" stays one lookup with sharded status
+    for i in (0, n - 1):
+        out = subprocess.run(
+            [sys.executable, "-m", "egw", "gateway-status", w.node_name, f"{w.namespace}/pod-{i:05d}",
+             "--namespace", w.namespace, "--kubeconfig", str(w.kubeconfig)],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        assert json.loads(out)["podEndpoint"] == f"{w.namespace}/pod-{i:05d}"
+    missing = subprocess.run(
+        [sys.executable, "-m", "egw", "gateway-status", w.node_name, f"{w.namespace}/nope",
+         "--namespace", w.namespace, "--kubeconfig", str(w.kubeconfig)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 1 and "no ready peer" in missing.stdout
 
     # projection: the same planner with 50 000 entries of the same shape (names as long as ours)
     ns = w.namespace
