@@ -314,6 +314,17 @@ def cached_image(log: Log = _say) -> Image:
     return prepare(log)
 
 
+RUNDIR_PREFIX = "egw-vm-"
+
+
+def _sweep_rundirs(max_age: float = 86400.0) -> None:
+    """Failed runs keep their directory (console log, reports) for a look; after a day it goes."""
+    for d in Path(tempfile.gettempdir()).glob(RUNDIR_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            if d.is_dir() and time.time() - d.stat().st_mtime > max_age:
+                shutil.rmtree(d, ignore_errors=True)
+
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -403,7 +414,8 @@ def run(
     after ``boot_timeout`` seconds, after ``timeout`` seconds in all, or when ``cancel`` is set;
     the guest also kills the command itself shortly before ``timeout``, so an orphaned VM ends too.
     """
-    rundir = rundir or Path(tempfile.mkdtemp(prefix="egw-vm-"))
+    _sweep_rundirs()
+    rundir = rundir or Path(tempfile.mkdtemp(prefix=RUNDIR_PREFIX))
     (rundir / "cmd.sh").write_text(_cmd_script(argv, cwd or os.getcwd(), {**BASE_ENV, **(env or {})}))
     (rundir / "rc").unlink(missing_ok=True)
     lines: list[str] = []

@@ -75,6 +75,7 @@ def _outer(
     (tmp_path / "test_suite.py").write_text(SUITE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EGW_")}
     env["PYTHONPATH"] = str(REPO)
+    env["TMPDIR"] = str(tmp_path)  # the failing runs' kept VM run directories land here, not in /tmp
     if path is not None:
         env["PATH"] = path
     xml = tmp_path / "junit.xml"
