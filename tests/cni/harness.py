@@ -55,6 +55,24 @@ class Chain:
     log: Path
     proc: subprocess.Popen[bytes]
     node_name: str = NODE
+    argv: tuple[str, ...] = ()
+
+    def start_manager(self) -> None:
+        """(Re)start cni-manager with the same arguments, appending to its log."""
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=f,
+                stderr=subprocess.STDOUT,
+                env=owner_env(),
+                preexec_fn=die_with_parent,
+            )
+
+    def stop_manager(self) -> None:
+        if self.proc.poll() is None:
+            kill_and_reap(self.proc.pid)
+        self.proc.wait(timeout=10)
 
     def sgc(self, name: str = "gw", namespace: str | None = None, *, ready: bool = True, **spec: Any) -> None:
         ns = namespace or self.namespace
@@ -101,6 +119,8 @@ def start_chain(
     sock_dir: Path,
     tmp_path: Path,
     node_name: str = NODE,
+    kubeconfig: Path | None = None,
+    wait: bool = True,
 ) -> Chain:
     """cni-manager for ``node`` (a test netns) + a runtime whose main plugin is Debian ptp/host-local."""
     conf_dir, bin_dir = tmp_path / "net.d", tmp_path / "bin"
@@ -129,30 +149,17 @@ def start_chain(
     log = tmp_path / "cni-manager.log"
     argv = [sys.executable, "-m", "egw", "cni-manager", "--socket", str(sock), "--cni-conf-dir", str(conf_dir)]
     argv += ["--cni-bin-dir", str(bin_dir), "--plugin-binary", str(shim_bin), "--node-name", node_name]
-    argv += ["--kubeconfig", str(control_plane.kubeconfig), "--exception-cidrs", EXCEPTIONS, "--test-faults"]
+    argv += [
+        "--kubeconfig",
+        str(kubeconfig or control_plane.kubeconfig),
+        "--exception-cidrs",
+        EXCEPTIONS,
+        "--test-faults",
+    ]
     argv += ["--conf-interval", "0.1", "--sweep-interval", "1", "--log-level", "DEBUG", "--node-netns", node.path]
-    # On the host (the API server listens on the host's loopback); it only touches the node and pod netns.
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=f,
-            stderr=subprocess.STDOUT,
-            env=owner_env(),
-            preexec_fn=die_with_parent,
-        )
-
-    def stop() -> None:
-        if proc.poll() is None:
-            kill_and_reap(proc.pid)
-        proc.wait(timeout=10)
-
-    netns_factory.add_finalizer(stop)
-    ours = conf_dir / cniproto.CONFLIST_NAME
-    wait_for("cni-manager to write its conflist and socket", lambda: ours.exists() and sock.exists(), log=log)
     api = k8s.Client.from_kubeconfig(control_plane.kubeconfig, timeout=10)
     netns_factory.add_finalizer(api.close)
-    return Chain(
+    chain = Chain(
         runtime=Runtime(conf_dir, bin_dir, node.path),
         api=api,
         namespace=namespace,
@@ -160,9 +167,17 @@ def start_chain(
         make_ns=netns_factory,
         conf_dir=conf_dir,
         log=log,
-        proc=proc,
+        proc=None,  # type: ignore[arg-type]
         node_name=node_name,
+        argv=tuple(argv),
     )
+    # On the host (the API server listens on the host's loopback); it only touches the node and pod netns.
+    chain.start_manager()
+    netns_factory.add_finalizer(chain.stop_manager)
+    if wait:
+        ours = conf_dir / cniproto.CONFLIST_NAME
+        wait_for("cni-manager to write its conflist and socket", lambda: ours.exists() and sock.exists(), log=log)
+    return chain
 
 
 def pod_view(sb: Sandbox) -> dict[str, Any]:

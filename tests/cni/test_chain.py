@@ -411,3 +411,58 @@ def test_concurrent_adds_with_shared_id_prefix(chain: Chain) -> None:
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(chain.runtime.delete, sandboxes)) == [[]] * 6
     assert all(chain.endpoint(sb.name) is None for sb in sandboxes)
+
+
+def test_apiserver_unreachable_means_try_again_for_add_and_zero_for_del(
+    control_plane: Any, k8s_namespace: str, netns_factory: Any, shim_bin: Path, sock_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    doc = yaml.safe_load(Path(control_plane.kubeconfig).read_text())
+    for cluster in doc["clusters"]:
+        cluster["cluster"]["server"] = "https://127.0.0.1:1"  # nothing listens there
+    dead = tmp_path / "dead.kubeconfig"
+    dead.write_text(yaml.safe_dump(doc))
+    dead.chmod(0o600)
+    node = netns_factory("node")
+    chain = start_chain(
+        control_plane, k8s_namespace, node, netns_factory, shim_bin, sock_dir, tmp_path, kubeconfig=dead
+    )
+    sb = chain.pod("cut-off", sgc=None)  # not even annotated: the manager cannot know that
+    with pytest.raises(CniFailure) as exc:
+        chain.runtime.add(sb)
+    assert exc.value.plugin == cniproto.PLUGIN_TYPE and exc.value.code == 11
+    assert all(f.plugin == "ptp" for f in chain.runtime.delete(sb))  # ours: exit 0
+    net = chain.runtime.network()
+    ours = next(p for p in net["plugins"] if p["type"] == cniproto.PLUGIN_TYPE)
+    with pytest.raises(CniFailure) as exc:
+        chain.runtime._exec(
+            cniproto.PLUGIN_TYPE, "STATUS", None, {**ours, "name": net["name"], "cniVersion": "1.1.0"}, {}
+        )
+    assert exc.value.code == 50
+
+
+def test_manager_restart_leaves_running_pods_alone(chain: Chain) -> None:
+    chain.sgc()
+    sb = chain.pod("survivor")
+    chain.runtime.add(sb)
+    before = wg_dump(sb)
+    pe = chain.endpoint("survivor")
+    chain.stop_manager()  # SIGKILL
+    assert "wg0" in pod_view(sb)["links"] and wg_dump(sb)[0][1] == before[0][1]  # tunnel untouched
+    chain.start_manager()
+
+    def serving() -> bool:
+        try:  # the killed manager's socket file may still be there: refused until the new one binds
+            return chain.runtime.rerun(sb, cniproto.PLUGIN_TYPE, "CHECK") is None
+        except CniFailure as exc:
+            if exc.code != 11:
+                raise
+            return False
+
+    wait_for("cni-manager to serve again", serving, log=chain.log)
+    after = chain.endpoint("survivor")
+    assert after is not None and pe is not None and after["metadata"]["uid"] == pe["metadata"]["uid"]
+    assert wg_dump(sb)[0][1] == before[0][1]
+    assert chain.runtime.delete(sb) == []
+    assert chain.endpoint("survivor") is None
