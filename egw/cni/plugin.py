@@ -239,7 +239,7 @@ class Plugin:
         gw = self.cluster.gateway(ref.namespace, sgc)
         try:
             observed = podnet.observe(cmd.netns, cmd.ifname)
-            wg = podnet.read_wg(cmd.container_id)
+            wg = podnet.read_wg_kernel(cmd.netns) if podnet.kernel_wireguard() else podnet.read_wg(cmd.container_id)
         except podnet.PodNetError as exc:
             raise CniError(conf.ERR_CHECK_FAILED, "cannot inspect the pod netns", str(exc)) from None
         problems: list[str] = []
