@@ -158,30 +158,28 @@ class Rtnl:
         return r
 
     def routes(self, *, protocol: int = net.RTPROT_EGW, family: int = 0) -> list[net.Route]:
-        """Read back routes carrying ``protocol`` (all tables)."""
+        """Read back routes carrying ``protocol`` (all tables). Built without re-validation (hot path)."""
         names = {v: k for k, v in self._index.items()}
         out = []
+        new, set_ = object.__new__, object.__setattr__
         for o in _native.rt_dump(self._fd, _native.RT_ROUTE, family):
             if o.protocol != protocol or o.type != 1:  # RTN_UNICAST only
                 continue
-            dst = ipaddress.ip_network((o.dst or bytes(16 if o.family == _native.AF_INET6 else 4), o.dst_len))
-            dev = None
-            if o.oif is not None:
-                dev = names.get(o.oif) or f"ifindex{o.oif}"
-            out.append(
-                self._normalise(
-                    net.Route(
-                        dst=dst,
-                        dev=dev,
-                        gateway=_ip(o.gateway, o.gw_family or o.family),
-                        table=o.table,
-                        scope=o.scope,
-                        metric=o.priority,
-                        prefsrc=_ip(o.prefsrc, o.family),
-                        protocol=o.protocol,
-                    )
-                )
-            )
+            alen = 16 if o.family == _native.AF_INET6 else 4
+            r = new(net.Route)
+            fields = {
+                "dst": _native.fast_network(o.dst[:alen] if o.dst else bytes(alen), o.dst_len),
+                "dev": (names.get(o.oif) or f"ifindex{o.oif}") if o.oif is not None else None,
+                "gateway": _ip(o.gateway, o.gw_family or o.family),
+                "table": o.table,
+                "scope": o.scope,
+                "metric": o.priority or None,
+                "prefsrc": _ip(o.prefsrc, o.family),
+                "protocol": o.protocol,
+            }
+            for k, v in fields.items():
+                set_(r, k, v)
+            out.append(r)
         return out
 
     def sync_routes(self, desired: Iterable[net.Route], *, protocol: int = net.RTPROT_EGW) -> SyncReport:

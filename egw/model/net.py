@@ -179,9 +179,9 @@ class Route:
             raise ValidationError.single("route", str(self.dst), "needs a device or a gateway")
 
     @property
-    def key(self) -> tuple[int, int, str, int]:
+    def key(self) -> tuple[int, int, IPNetwork, int]:
         # the kernel's identity of a route: family, table, destination, metric
-        return (self.dst.version, self.table, str(self.dst), self.metric or 0)
+        return (self.dst.version, self.table, self.dst, self.metric or 0)
 
 
 @dataclass(frozen=True)

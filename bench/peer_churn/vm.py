@@ -1,0 +1,59 @@
+"""Run the kernel-backend peer-churn benchmark inside the QEMU VM (tests/vm/runner.py) and fetch its JSON.
+
+Usage: python -m bench.peer_churn.vm [--timeout S] [--memory MB] -- <args for bench.peer_churn>
+The guest runs ``python -m bench.peer_churn --backend kernel --out /run/egw-vm/peer_churn.kernel.json ...``
+in this checkout (read-only over 9p); the result lands in bench/results/peer_churn.kernel.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from tests.vm import runner
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.peer_churn.vm")
+    p.add_argument("--timeout", type=float, default=1500.0)
+    p.add_argument("--memory", type=int, default=3072)
+    p.add_argument("args", nargs="*")
+    a = p.parse_args()
+    image = runner.cached_image()
+    argv = [
+        sys.executable,
+        "-m",
+        "bench.peer_churn",
+        "--backend",
+        "kernel",
+        "--out",
+        "/run/egw-vm/peer_churn.kernel.json",
+    ]
+    env = {k: os.environ[k] for k in ("PATH", "VIRTUAL_ENV") if k in os.environ}
+    env["PYTHONPATH"] = str(ROOT)
+    result = runner.run(
+        image,
+        [*argv, *a.args],
+        cwd=str(ROOT),
+        env=env,
+        timeout=a.timeout,
+        memory_mb=a.memory,
+        echo=lambda line: print(line, flush=True),
+    )
+    out = result.rundir / "peer_churn.kernel.json"
+    if result.rc != 0 or not out.exists():
+        print(runner.describe_failure(result, "the benchmark VM"), file=sys.stderr)
+        return 1
+    dest = ROOT / "bench" / "results" / "peer_churn.kernel.json"
+    shutil.copyfile(out, dest)
+    print(f"kernel results: {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
