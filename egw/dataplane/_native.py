@@ -266,6 +266,7 @@ def fast_network(packed: bytes, prefixlen: int) -> net.IPNetwork:
     costs ~5 µs. Sets the same three attributes ``ipaddress`` itself sets (network_address, netmask,
     _prefixlen); tests/native/test_golden_wg.py checks equality and hashing against the constructor.
     """
+    n: Any
     if len(packed) == 4:
         n = object.__new__(_V4)
         n.network_address = _A4(packed)
