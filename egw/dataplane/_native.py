@@ -17,7 +17,7 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from egw.errors import PermanentError, TemporaryError
 from egw.model import net
@@ -270,12 +270,12 @@ def fast_network(packed: bytes, prefixlen: int) -> net.IPNetwork:
     if len(packed) == 4:
         n = object.__new__(_V4)
         n.network_address = _A4(packed)
-        n.netmask, n._prefixlen = _V4._make_netmask(prefixlen)  # type: ignore[attr-defined]
+        n.netmask, n._prefixlen = _V4._make_netmask(prefixlen)
     else:
         n = object.__new__(_V6)
         n.network_address = _A6(packed)
-        n.netmask, n._prefixlen = _V6._make_netmask(prefixlen)  # type: ignore[attr-defined]
-    return n
+        n.netmask, n._prefixlen = _V6._make_netmask(prefixlen)
+    return cast(net.IPNetwork, n)
 
 
 _PEER_SIZE = ffi.sizeof("struct egw_wg_peer")
