@@ -270,11 +270,11 @@ def fast_network(packed: bytes, prefixlen: int) -> net.IPNetwork:
     if len(packed) == 4:
         n = object.__new__(_V4)
         n.network_address = _A4(packed)
-        n.netmask, n._prefixlen = _V4._make_netmask(prefixlen)
+        n.netmask, n._prefixlen = _V4._make_netmask(prefixlen)  # type: ignore[attr-defined]
     else:
         n = object.__new__(_V6)
         n.network_address = _A6(packed)
-        n.netmask, n._prefixlen = _V6._make_netmask(prefixlen)
+        n.netmask, n._prefixlen = _V6._make_netmask(prefixlen)  # type: ignore[attr-defined]
     return cast(net.IPNetwork, n)
 
 
