@@ -12,6 +12,8 @@ baselines are their real cost and are included).
 
 Implementations (``impl``):
   egw         WireGuard.sync(desired) + Rtnl.sync_routes(desired): read back, diff, minimal write
+  egw-event   WireGuard.set_peers + Rtnl.update_routes with the known change (the daemon's event path,
+              no read-back; the periodic sync repairs drift)
   limit       the C core called with pre-built arrays and no read-back: the fewest syscalls the kernel
               (or wireguard-go) allows for that change, i.e. the floor
   wg-set      one `wg set` process per peer plus one `ip route` process per route (small N only)
@@ -233,11 +235,11 @@ def impl_egw(backend: Backend, dev: Device, case: Case) -> Result:
     want_routes = routes(dev.ifname, case.final) if rt else []  # type: ignore[arg-type]
     if case.workload == "W4":
         wg.removal_budget = case.batch
+    ops = [(peer(i), _native.REMOVE_ME) for i in case.removes]
     try:
         t0 = time.perf_counter()
         if case.workload == "W4" and backend.name == "uapi":
             # one transaction per batch of removals (the UAPI analogue of the removal budget)
-            ops = [(peer(i), _native.REMOVE_ME) for i in case.removes]
             for k in range(0, len(ops), case.batch):
                 wg.apply(None, ops[k : k + case.batch])
         else:
@@ -247,6 +249,30 @@ def impl_egw(backend: Backend, dev: Device, case: Case) -> Result:
         dt = time.perf_counter() - t0
         msgs = wg.stats.messages
         return dt, msgs, wg.stats.max_send_ns / 1e9
+    finally:
+        wg.close()
+        if rt:
+            rt.close()
+
+
+def impl_egw_event(backend: Backend, dev: Device, case: Case) -> Result:
+    """egw's event path (what the daemon does per batch of PodEndpoint events): no read-back."""
+    wg = backend.wg(dev)
+    rt = Rtnl(dev.netns) if case.with_routes else None
+    adds = [peer(i) for i in case.adds]
+    removes = [key(i) for i in case.removes]
+    add_routes = routes(dev.ifname, case.adds) if rt else []  # type: ignore[arg-type]
+    rm_routes = routes(dev.ifname, case.removes) if rt else []  # type: ignore[arg-type]
+    if rt:
+        rt.link_index(dev.ifname)
+    wg.removal_budget = case.batch or wg.removal_budget
+    try:
+        t0 = time.perf_counter()
+        wg.set_peers(adds, remove=removes)
+        if rt:
+            rt.update_routes(add_routes, rm_routes)
+        dt = time.perf_counter() - t0
+        return dt, wg.stats.messages, wg.stats.max_send_ns / 1e9
     finally:
         wg.close()
         if rt:
@@ -295,6 +321,7 @@ def impl_limit(backend: Backend, dev: Device, case: Case) -> Result:
     for k, o in enumerate(rops):
         _native._fill_rt(rarr[k], o)
     rstats = ffi.new("struct egw_stats *")
+    dump_arr = ffi.new("struct egw_rt_op[]", len(case.final) + 1024)
     gfd, family = -1, 0
     if backend.name == "kernel":
         gfd = _native.nl_open(None, _native.NETLINK_GENERIC)
@@ -313,6 +340,9 @@ def impl_limit(backend: Backend, dev: Device, case: Case) -> Result:
                 r = lib.egw_wg_get(gfd, family, dev.ifname.encode(), gdev, gpeers, npp, gaips, npa, err)
             else:
                 r = lib.egw_uapi_get(dev.uapi_path.encode(), gdev, gpeers, npp, gaips, npa, err)
+            if case.with_routes:  # and the routes, as egw reads both back
+                nr = ffi.new("uint32_t *", len(dump_arr))
+                lib.egw_rt_dump(rfd, lib.EGW_RT_ROUTE, 0, dump_arr, nr, err)
         elif backend.name == "kernel":
             r = lib.egw_wg_set(gfd, family, cdev, peers_c, len(ops), aips_c, opts, stats, ffi.NULL, err)
         elif case.workload == "W4":
@@ -410,6 +440,8 @@ def impls_for(backend: Backend, case: Case, tmp: Path) -> dict[str, Callable[[De
         "egw": lambda d: impl_egw(backend, d, case),
         "limit": lambda d: impl_limit(backend, d, case),
     }
+    if case.workload in ("W1", "W2a") or (case.workload == "W4" and backend.name == "kernel"):
+        out["egw-event"] = lambda d: impl_egw_event(backend, d, case)
     once = case.workload != "W4" or case.batch == 1
     if once and case.workload != "W3" and ops <= LIMITS["shell"]:
         out["wg-set"] = lambda d: impl_wg_set(backend, d, case)

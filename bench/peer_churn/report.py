@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- peer_churn:begin -->", "<!-- peer_churn:end -->"
-ORDER = ["egw", "limit", "wgctrl-go", "wg-setconf", "pyroute2", "wg-set"]
+ORDER = ["egw", "egw-event", "limit", "wgctrl-go", "wg-setconf", "pyroute2", "wg-set"]
 
 
 def load() -> dict[str, Any]:
@@ -57,7 +57,11 @@ def table(data: dict[str, Any]) -> str:
         cells = [backend, wl, str(n), str(batch) if batch else "—"]
         cells += [_ms(g[i]["median_s"]) if i in g else "" for i in impls]
         egw, limit = g.get("egw"), g.get("limit")
-        cells.append(f"{egw['median_s'] / limit['median_s']:.2f}x" if egw and limit and limit["median_s"] else "")
+        ev = g.get("egw-event")
+        ratio = f"{egw['median_s'] / limit['median_s']:.2f}x" if egw and limit and limit["median_s"] else ""
+        if ev and limit and limit["median_s"]:
+            ratio += f" (event {ev['median_s'] / limit['median_s']:.2f}x)"
+        cells.append(ratio)
         cells.append(str(egw["set_messages"]) if egw and egw["set_messages"] is not None else "")
         cells.append(_ms(egw["max_message_s"]) if egw and egw["max_message_s"] else "")
         lines.append("| " + " | ".join(cells) + " |")

@@ -593,6 +593,29 @@ def rt_dump(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[RtOp]:
     raise make_error(errno.EAGAIN, "egw_rt_dump", "table kept growing while being read")
 
 
+_RT_SIZE = ffi.sizeof("struct egw_rt_op")
+_RT_HEAD = struct.Struct("=BBBBBBBBB3xIIIIII16s16s16s16si")
+
+
+def rt_records(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[tuple[Any, ...]]:
+    """Like :func:`rt_dump` but as raw tuples decoded from one byte copy (the read-back hot path):
+    (kind, op, family, dst_len, src_len, scope, protocol, type, gw_family, flags, table, oif, priority,
+    fwmark, fwmask, dst, src, gateway, prefsrc, result), addresses as 16-byte fields (struct egw_rt_op order)."""
+    cap = max(hint, 16)
+    for _ in range(4):
+        arr = ffi.new("struct egw_rt_op[]", cap)
+        n = ffi.new("uint32_t *", cap)
+        err = _new_err()
+        r = lib.egw_rt_dump(fd, kind, family, arr, n, err)
+        if r == -errno.ENOSPC:
+            cap = n[0] + n[0] // 8 + 16
+            continue
+        ensure(r, "egw_rt_dump", err)
+        raw = ffi.buffer(arr, n[0] * _RT_SIZE)[:]
+        return list(_RT_HEAD.iter_unpack(raw)) if raw else []
+    raise make_error(errno.EAGAIN, "egw_rt_dump", "table kept growing while being read")
+
+
 def rt_build(op: RtOp, seq: int) -> bytes:
     c = ffi.new("struct egw_rt_op *")
     _fill_rt(c, op)

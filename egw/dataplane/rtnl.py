@@ -162,23 +162,30 @@ class Rtnl:
         names = {v: k for k, v in self._index.items()}
         out = []
         new, set_ = object.__new__, object.__setattr__
-        for o in _native.rt_dump(self._fd, _native.RT_ROUTE, family):
-            if o.protocol != protocol or o.type != 1:  # RTN_UNICAST only
+        has_dst, has_gw, has_oif = (
+            _native.lib.EGW_RT_HAS_DST,
+            _native.lib.EGW_RT_HAS_GATEWAY,
+            _native.lib.EGW_RT_HAS_OIF,
+        )
+        has_prefsrc, has_prio = _native.lib.EGW_RT_HAS_PREFSRC, _native.lib.EGW_RT_HAS_PRIORITY
+        fast = _native.fast_network
+        v6 = _native.AF_INET6
+        for rec in _native.rt_records(self._fd, _native.RT_ROUTE, family):
+            # field order of struct egw_rt_op (see _native.rt_records)
+            fam, dst_len, _, scope, proto, rtype, gw_fam, flags, table, oif, prio = rec[2:13]
+            dst, gw, psrc = rec[15], rec[17], rec[18]
+            if proto != protocol or rtype != 1:  # RTN_UNICAST only
                 continue
-            alen = 16 if o.family == _native.AF_INET6 else 4
+            alen = 16 if fam == v6 else 4
             r = new(net.Route)
-            fields = {
-                "dst": _native.fast_network(o.dst[:alen] if o.dst else bytes(alen), o.dst_len),
-                "dev": (names.get(o.oif) or f"ifindex{o.oif}") if o.oif is not None else None,
-                "gateway": _ip(o.gateway, o.gw_family or o.family),
-                "table": o.table,
-                "scope": o.scope,
-                "metric": o.priority or None,
-                "prefsrc": _ip(o.prefsrc, o.family),
-                "protocol": o.protocol,
-            }
-            for k, v in fields.items():
-                set_(r, k, v)
+            set_(r, "dst", fast(dst[:alen] if flags & has_dst else bytes(alen), dst_len))
+            set_(r, "dev", (names.get(oif) or f"ifindex{oif}") if flags & has_oif else None)
+            set_(r, "gateway", _ip(gw, gw_fam or fam) if flags & has_gw else None)
+            set_(r, "table", table)
+            set_(r, "scope", scope)
+            set_(r, "metric", (prio or None) if flags & has_prio else None)
+            set_(r, "prefsrc", _ip(psrc, fam) if flags & has_prefsrc else None)
+            set_(r, "protocol", proto)
             out.append(r)
         return out
 
@@ -200,6 +207,18 @@ class Rtnl:
         if ops:
             self._apply_checked(ops, what)
         return SyncReport(len(delta.add), len(delta.change), len(delta.remove), self.stats.messages - before)
+
+    def update_routes(self, add: Iterable[net.Route] = (), remove: Iterable[net.Route] = ()) -> int:
+        """Event path (no read-back): replace ``add``, delete ``remove`` (already gone is fine), one batch.
+
+        Returns the number of NEW/DEL messages sent. The periodic ``sync_routes`` repairs any drift.
+        """
+        rm, ad = list(remove), list(add)
+        ops = [self._route_op(r, _native.OP_DEL) for r in rm] + [self._route_op(r, _native.OP_REPLACE) for r in ad]
+        before = self.stats.messages
+        if ops:
+            self._apply_checked(ops, [*rm, *ad])
+        return self.stats.messages - before
 
     # ---- rules -------------------------------------------------------------------------------------
 

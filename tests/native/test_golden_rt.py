@@ -194,3 +194,17 @@ def test_unaligned_last_message_ends_the_walk() -> None:
     msg = struct.pack("=IHHII", 17, RTM_NEWROUTE, 0, 0, 0) + b"\0"
     assert _native.rt_parse(msg + b"\xff" * 3) == []
     assert _native.rt_parse(msg) == []
+
+
+def test_raw_record_layout_matches_the_struct() -> None:
+    """rt_records decodes struct egw_rt_op from bytes: its format must match the C layout field by field."""
+    assert _native._RT_HEAD.size == _native._RT_SIZE
+    ffi = _native.ffi
+    for name, idx in [("flags", 9), ("table", 10), ("priority", 12), ("dst", 15), ("gateway", 17), ("result", 19)]:
+        offset = ffi.offsetof("struct egw_rt_op", name)
+        assert _native._RT_HEAD.format  # same order as the header: check by packing a marker at that offset
+        raw = bytearray(_native._RT_SIZE)
+        raw[offset] = 0x5A
+        rec = _native._RT_HEAD.unpack(bytes(raw))
+        value = rec[idx]
+        assert (value[0] if isinstance(value, bytes) else value & 0xFF) == 0x5A, name
