@@ -62,8 +62,8 @@ LIMITS = {"shell": 1000, "wgctrl": 1_000_000}
 
 
 def key(i: int) -> bytes:
-    # any 32 bytes are a valid Curve25519 public key; derive them cheaply and deterministically
-    return i.to_bytes(4, "big") * 8
+    # any 32 bytes but all-zero are a usable Curve25519 public key; derive them cheaply and deterministically
+    return (i + 1).to_bytes(4, "big") * 8
 
 
 def ip_of(i: int) -> ipaddress.IPv4Network:
@@ -620,20 +620,27 @@ def main() -> int:
     try:
         info = machine_info(backend)
         log(f"peer_churn {a.backend}: {json.dumps(info)}")
+        info["max_ops_wg_set_pyroute2"] = a.shell_max
+        info["max_ops_wgctrl_go"] = a.wgctrl_max
+
+        def save(complete: bool) -> None:
+            # after every case, so a run cut short (VM timeout) still leaves what it measured
+            info["wall_s"] = round(time.monotonic() - started, 1)
+            info["complete"] = complete
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps({"backend": a.backend, "machine": info, "rows": rows}, indent=1) + "\n")
+
         with tempfile.TemporaryDirectory(prefix="egw-bench-") as tmp:
             for case in cases(
                 [int(x) for x in a.sizes.split(",")], a.base, a.churn, [int(x) for x in a.batches.split(",")]
             ):
                 rows += measure(backend, case, a.reps, Path(tmp), log)
+                save(False)
         if a.micro:
             rows += micro_host(a.reps, log)
+        save(True)
     finally:
         backend.close()
-    info["wall_s"] = round(time.monotonic() - started, 1)
-    info["max_ops_wg_set_pyroute2"] = a.shell_max
-    info["max_ops_wgctrl_go"] = a.wgctrl_max
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"backend": a.backend, "machine": info, "rows": rows}, indent=1) + "\n")
     log(f"wrote {out} ({len(rows)} rows, {info['wall_s']} s)")
     return 0
 
