@@ -36,12 +36,22 @@ def _ms(s: float | None) -> str:
     return f"{s * 1e3:.1f}" if s < 10 else f"{s:.1f} s"
 
 
+def micro_table(rows: list[dict[str, Any]]) -> list[str]:
+    lines = ["", "| micro (host) | N | impl | median (ms) | min-max (ms) |", "|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["workload"], r["impl"])):
+        lines.append(
+            f"| {r['workload']} | {r['n']} | {r['impl']} | {_ms(r['median_s'])} | {_ms(r['min_s'])}-{_ms(r['max_s'])} |"
+        )
+    return lines
+
+
 def table(data: dict[str, Any]) -> str:
     groups: dict[tuple[str, str, int, int], dict[str, dict[str, Any]]] = defaultdict(dict)
+    micro = [r for r in data["rows"] if r["workload"].startswith("W8")]
     for r in data["rows"]:
-        groups[(r["backend"], r["workload"], r["n"], r["batch"])][r["impl"]] = r
+        if not r["workload"].startswith("W8"):
+            groups[(r["backend"], r["workload"], r["n"], r["batch"])][r["impl"]] = r
     impls = [i for i in ORDER if any(i in g for g in groups.values())]
-    impls += sorted({r["impl"] for r in data["rows"]} - set(impls))
     head = [
         "backend",
         "workload",
@@ -65,6 +75,7 @@ def table(data: dict[str, Any]) -> str:
         cells.append(str(egw["set_messages"]) if egw and egw["set_messages"] is not None else "")
         cells.append(_ms(egw["max_message_s"]) if egw and egw["max_message_s"] else "")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += micro_table(micro)
     m = data["machine"]
     notes = [
         "",
@@ -73,7 +84,8 @@ def table(data: dict[str, Any]) -> str:
         "(read back, diff, minimal write) incl. routes. W4 rows with batch — are baselines with their own "
         "batching. Empty cells: a slow baseline not run at that size (limits per backend below: "
         "max_ops_*), or not applicable (pyroute2 has no UAPI backend; W3 has nothing for per-peer tools to do). "
-        "W8 = host micro benchmarks (routes, iptables); there `egw` is compared with the other tools, not a limit.",
+        "W8 = host micro benchmarks: 10k routes (egw batch sync vs `ip -batch`; pyroute2 per call at 1k), "
+        "iptables (one egw restore document of 1k rules vs one exec per rule for 100 rules).",
     ]
     for b, info in m.items():
         notes.append(f"- {b}: " + ", ".join(f"{k}={v}" for k, v in info.items()))
