@@ -486,6 +486,7 @@ def measure(backend: Backend, case: Case, reps: int, tmp: Path, log: Callable[[s
             "reps": len(rs),
         }
         rows.append(row)
+        log("EGW-ROW " + json.dumps(row))  # machine-readable copy: bench/peer_churn/vm.py reads the console too
         log(
             f"{backend.name:6} {case.workload:4} n={case.n:<6} batch={case.batch:<5} {name:10} "
             f"median {row['median_s'] * 1e3:9.1f} ms  msgs={row['set_messages']}"
@@ -632,7 +633,7 @@ def main() -> int:
 
         with tempfile.TemporaryDirectory(prefix="egw-bench-") as tmp:
             for case in cases(
-                [int(x) for x in a.sizes.split(",")], a.base, a.churn, [int(x) for x in a.batches.split(",")]
+                [int(x) for x in a.sizes.split(",") if x], a.base, a.churn, [int(x) for x in a.batches.split(",")]
             ):
                 rows += measure(backend, case, a.reps, Path(tmp), log)
                 save(False)

@@ -21,13 +21,21 @@ ORDER = ["egw", "egw-event", "limit", "wgctrl-go", "wg-setconf", "pyroute2", "wg
 
 
 def load() -> dict[str, Any]:
-    parts = {}
+    """Every part file: peer_churn.<backend>.json, plus peer_churn.<backend>-<label>.json from runs split in
+    pieces (e.g. the VM's W1 sizes and its W2a-W4 in two boots); a later file wins for the same case+impl."""
+    machine: dict[str, Any] = {}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for backend in ("uapi", "kernel"):
-        f = RESULTS / f"peer_churn.{backend}.json"
-        if f.exists():
-            parts[backend] = json.loads(f.read_text())
-    rows = [r for p in parts.values() for r in p["rows"]]
-    return {"machine": {b: p["machine"] for b, p in parts.items()}, "rows": rows}
+        for f in sorted(RESULTS.glob(f"peer_churn.{backend}*.json")):
+            part = json.loads(f.read_text())
+            machine[f.stem.removeprefix("peer_churn.")] = part["machine"]
+            for r in part["rows"]:
+                rows[(r["backend"], r["workload"], r["n"], r["batch"], r["impl"])] = r
+    return {"machine": machine, "rows": list(rows.values())}
+
+
+def _range(r: dict[str, Any]) -> str:
+    return f"{_ms(r['min_s'])}-{_ms(r['max_s'])}" if r.get("min_s") is not None else "—"
 
 
 def _ms(s: float | None) -> str:
@@ -39,9 +47,7 @@ def _ms(s: float | None) -> str:
 def micro_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["", "| micro (host) | N | impl | median (ms) | min-max (ms) |", "|---|---|---|---|---|"]
     for r in sorted(rows, key=lambda r: (r["workload"], r["impl"])):
-        lines.append(
-            f"| {r['workload']} | {r['n']} | {r['impl']} | {_ms(r['median_s'])} | {_ms(r['min_s'])}-{_ms(r['max_s'])} |"
-        )
+        lines.append(f"| {r['workload']} | {r['n']} | {r['impl']} | {_ms(r['median_s'])} | {_range(r)} |")
     return lines
 
 
