@@ -9,7 +9,6 @@ the chain, then reports status.podIP); cni-manager and the daemon do everything 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import time
@@ -19,16 +18,10 @@ from typing import Any
 
 import pytest
 
-if (
-    importlib.util.find_spec("tests.fixtures.apiserver") is None
-    or importlib.util.find_spec("tests.daemon.harness") is None
-):
-    pytest.skip("needs tests/fixtures/apiserver.py and tests/daemon/harness.py", allow_module_level=True)
-
 from egw.k8s import client as k8s
 from tests.cni.harness import Chain, start_chain, wg_dump
 from tests.cni.runtime import Sandbox
-from tests.daemon.harness import Gateway, World, new_node_name, wait_for
+from tests.daemon.harness import Gateway, World, running_world, wait_for
 from tests.fixtures.netns import Netns
 from tests.fixtures.packets import Probe, send_and_capture
 from tests.fixtures.topology import NodeSpec, Topology, TopologySpec
@@ -53,36 +46,20 @@ def e2e(
     topo = topology_factory(
         TopologySpec(nodes=(NodeSpec("node", POD_NODE_IP), NodeSpec("gwnode", PRIMARY, uplink=True)))
     )
-    api = k8s.Client.from_kubeconfig(control_plane.kubeconfig)
-    (tmp_path / "logs").mkdir()
-    w = World(
-        api=api,
-        namespace=k8s_namespace,
-        node_name=new_node_name(),
-        node_netns=topo.nodes["gwnode"].ns.name,
-        state_dir=tmp_path / "state",
-        kubeconfig=Path(control_plane.kubeconfig),
-        log_dir=tmp_path / "logs",
-    )
-    w.create_node(PRIMARY)
-    gw = w.create_gateway("gw001", ILB, PORT, SECONDARY, PRIMARY)
-    w.start()
-    chain = start_chain(
-        control_plane,
-        k8s_namespace,
-        topo.nodes["node"].ns,
-        netns_factory,
-        shim_bin,
-        sock_dir,
-        tmp_path,
-        node_name=f"pod-{w.node_name}",
-    )
-    try:
+    with running_world(control_plane, k8s_namespace, topo.nodes["gwnode"].ns.name, PRIMARY, tmp_path) as w:
+        gw = w.create_gateway("gw001", ILB, PORT, SECONDARY, PRIMARY)
+        w.start()
+        chain = start_chain(
+            control_plane,
+            k8s_namespace,
+            topo.nodes["node"].ns,
+            netns_factory,
+            shim_bin,
+            sock_dir,
+            tmp_path,
+            node_name=f"pod-{w.node_name}",
+        )
         yield w, gw, chain, topo
-    finally:
-        w.cleanup()
-        api.delete(k8s.NODES, w.node_name)
-        api.close()
 
 
 def kubelet_reports(chain: Chain, sb: Sandbox, result: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +224,31 @@ class World:
             name = marker.name[: -len(".netns")]
             if (Path("/run/netns") / name).exists():
                 run(["ip", "netns", "delete", name], check=False)
+
+
+@contextlib.contextmanager
+def running_world(
+    control_plane: Any, namespace: str, node_netns: str, primary_ip: str, tmp_path: Path
+) -> Iterator[World]:
+    """A World for one gateway node (its Node object created with ``primary_ip``), torn down on exit."""
+    api = k8s.Client.from_kubeconfig(control_plane.kubeconfig)
+    (tmp_path / "logs").mkdir()
+    w = World(
+        api=api,
+        namespace=namespace,
+        node_name=new_node_name(),
+        node_netns=node_netns,
+        state_dir=tmp_path / "state",
+        kubeconfig=Path(control_plane.kubeconfig),
+        log_dir=tmp_path / "logs",
+    )
+    w.create_node(primary_ip)
+    try:
+        yield w
+    finally:
+        w.cleanup()
+        api.delete(k8s.NODES, w.node_name)
+        api.close()
 
 
 def new_node_name() -> str:
