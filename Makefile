@@ -20,6 +20,9 @@ PYTEST_ARGS ?=
 APT_PACKAGES := iproute2 iptables nftables wireguard-tools wireguard-go tcpdump kmod cpio busybox-static \
 	qemu-system-x86 containernetworking-plugins gcc libc6-dev python3-dev python3-venv
 
+# The Go toolchain of this machine kind lives in /usr/local/go/bin, which a non-login shell may not have on PATH.
+export PATH := $(PATH):/usr/local/go/bin
+
 TEST_TOOLS :=
 -include mk/*.mk
 
