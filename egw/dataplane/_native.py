@@ -578,7 +578,8 @@ def rt_apply(fd: int, ops: Sequence[RtOp], stats: Stats) -> list[int]:
     return results
 
 
-def rt_dump(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[RtOp]:
+def _rt_dump_raw(fd: int, kind: int, family: int, hint: int) -> tuple[Any, int]:
+    """One egw_rt_dump into a C array, grown and retried while the kernel reports -ENOSPC."""
     cap = max(hint, 16)
     for _ in range(4):
         arr = ffi.new("struct egw_rt_op[]", cap)
@@ -589,8 +590,13 @@ def rt_dump(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[RtOp]:
             cap = n[0] + n[0] // 8 + 16
             continue
         ensure(r, "egw_rt_dump", err)
-        return [_read_rt(arr[i]) for i in range(n[0])]
+        return arr, n[0]
     raise make_error(errno.EAGAIN, "egw_rt_dump", "table kept growing while being read")
+
+
+def rt_dump(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[RtOp]:
+    arr, count = _rt_dump_raw(fd, kind, family, hint)
+    return [_read_rt(arr[i]) for i in range(count)]
 
 
 _RT_SIZE = ffi.sizeof("struct egw_rt_op")
@@ -601,19 +607,9 @@ def rt_records(fd: int, kind: int, family: int = 0, hint: int = 256) -> list[tup
     """Like :func:`rt_dump` but as raw tuples decoded from one byte copy (the read-back hot path):
     (kind, op, family, dst_len, src_len, scope, protocol, type, gw_family, flags, table, oif, priority,
     fwmark, fwmask, dst, src, gateway, prefsrc, result), addresses as 16-byte fields (struct egw_rt_op order)."""
-    cap = max(hint, 16)
-    for _ in range(4):
-        arr = ffi.new("struct egw_rt_op[]", cap)
-        n = ffi.new("uint32_t *", cap)
-        err = _new_err()
-        r = lib.egw_rt_dump(fd, kind, family, arr, n, err)
-        if r == -errno.ENOSPC:
-            cap = n[0] + n[0] // 8 + 16
-            continue
-        ensure(r, "egw_rt_dump", err)
-        raw = ffi.buffer(arr, n[0] * _RT_SIZE)[:]
-        return list(_RT_HEAD.iter_unpack(raw)) if raw else []
-    raise make_error(errno.EAGAIN, "egw_rt_dump", "table kept growing while being read")
+    arr, count = _rt_dump_raw(fd, kind, family, hint)
+    raw = ffi.buffer(arr, count * _RT_SIZE)[:]
+    return list(_RT_HEAD.iter_unpack(raw)) if raw else []
 
 
 def rt_build(op: RtOp, seq: int) -> bytes:
