@@ -123,15 +123,23 @@ static int cni_error(const struct buf *in, int code, const char *msg, const char
     return 1;
 }
 
-static int write_all(int fd, const char *p, size_t n, long long deadline) {
-    while (n > 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+/* Wait until fd is ready for `events` or the deadline passes: 0, -ETIMEDOUT or -errno. */
+static int wait_fd(int fd, short events, long long deadline) {
+    for (;;) {
+        struct pollfd pfd = {.fd = fd, .events = events};
         long long left = deadline - now_ms();
         if (left <= 0) return -ETIMEDOUT;
         int r = poll(&pfd, 1, (int)left);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return -errno;
-        if (r == 0) return -ETIMEDOUT;
+        return r == 0 ? -ETIMEDOUT : 0;
+    }
+}
+
+static int write_all(int fd, const char *p, size_t n, long long deadline) {
+    while (n > 0) {
+        int r = wait_fd(fd, POLLOUT, deadline);
+        if (r < 0) return r;
         ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
@@ -146,13 +154,8 @@ static int write_all(int fd, const char *p, size_t n, long long deadline) {
 static int read_all(int fd, struct buf *out, long long deadline) {
     char tmp[16384];
     for (;;) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        long long left = deadline - now_ms();
-        if (left <= 0) return -ETIMEDOUT;
-        int r = poll(&pfd, 1, (int)left);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -errno;
-        if (r == 0) return -ETIMEDOUT;
+        int r = wait_fd(fd, POLLIN, deadline);
+        if (r < 0) return r;
         ssize_t n = recv(fd, tmp, sizeof tmp, 0);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN) continue;
